@@ -1,0 +1,115 @@
+"""The Faust side shared by the per-customer family agents (service levels, feedback, commerce).
+
+Input: `cx.events`, keyed by `customer_id`, the events of the family's types (others are
+skipped by their `cx-type` header without decoding). Table: one per family, keyed by
+`customer_id`, whose value is the customer's state and ledger in one JSON document, written in
+one changelog message per event. A view per partition (totals, indexes) is rebuilt from the
+table on every recovery and dropped when the partition is revoked.
+
+Bad event (only possible if something other than `validate_events` writes `cx.events`):
+dead-lettered with reason and detail, the partition goes on. A redelivered message (same
+`cx-source`) is skipped: that is what makes restarts exact.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import faust
+
+from agents.ingest import dead_letter
+from agents.processor import FamilyProcessor
+from agents.runtime import Runtime
+from schemas.validate import Rejection
+
+log = logging.getLogger(__name__)
+
+
+class TablePort:
+    """Get and put customer state in a Faust table; `put_outside` for timer-driven writes."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, customer_id: str) -> bytes | None:
+        value: bytes | None = self.table.get(customer_id.encode())
+        return value
+
+    def put(self, customer_id: str, value: bytes) -> None:
+        self.table[customer_id.encode()] = value
+
+    def put_outside(self, partition: int) -> Any:
+        """A writer for code that runs outside stream iteration (the watermark timer)."""
+
+        def put(customer_id: str, value: bytes) -> None:
+            key = customer_id.encode()
+            self.table.data[key] = value
+            self.table.send_changelog(partition, key, value)
+
+        return put
+
+
+def register_family(
+    app: faust.App,
+    runtime: Runtime,
+    processor: FamilyProcessor[Any],
+    events: Any,
+    dlq: Any,
+    *,
+    agent_name: str,
+    table_name: str,
+    table_help: str,
+) -> tuple[Any, Any, TablePort]:
+    """Declare the family's table and agent on `app`."""
+    table = app.Table(
+        table_name,
+        key_type=bytes,
+        value_type=bytes,  # bytes means the raw codec: values are our own orjson documents
+        help=table_help,
+    )
+    port = TablePort(table)
+    types = {t.encode() for t in processor.family.types}
+
+    @table.on_recover
+    async def rebuild_views() -> None:
+        started = time.monotonic()
+        active = {
+            tp.partition
+            for tp in app.assignor.assigned_actives()
+            if tp.topic == events.get_topic_name()
+        }
+        processor.rebuild(((k.decode(), v) for k, v in table.data.items()), active)
+        runtime.recorder.recovered(table_name, time.monotonic() - started)
+
+    async def agent(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            headers = dict(message.headers or ())
+            event_type = headers.get("cx-type")
+            if event_type is not None and event_type not in types:
+                continue
+            result = runtime.validator.validate(message.value or b"", "")
+            if isinstance(result, Rejection):
+                log.warning("%s: invalid event on %s: %s", agent_name, message.topic, result.detail)
+                await dlq.send(key=message.key, value=dead_letter(message, result))
+                continue
+            if result.type not in processor.family.types:
+                continue
+            source = headers.get("cx-source")
+            source_ref = (
+                source.decode()
+                if source
+                else f"{message.topic}:{message.partition}:{message.offset}"
+            )
+            processor.handle(
+                port.get, port.put, message.partition, message.offset, result, source_ref
+            )
+            runtime.recorder.event_processed(
+                agent_name, result.channel, time.time() - result.occurred_at_ms / 1000
+            )
+
+    agent.__name__ = agent.__qualname__ = agent_name
+    registered = app.agent(events, name=agent_name, concurrency=1)(agent)
+    return registered, table, port

@@ -1,0 +1,120 @@
+"""Agent `validate_events`: source topics -> `cx.events` (valid) and `cx.dlq` (invalid).
+
+Input: every configured source topic (`cx.raw.<channel>`), any key, raw bytes.
+Table: `source_partitions`, keyed `topic:partition`, one value per source partition: the next
+offset to count, the latest event time (recovers the watermark), rejected and late counts.
+Output: `cx.events` keyed by `customer_id` with the normalised event and headers `cx-source`
+(`topic:partition:offset`, the dedup reference downstream) and `cx-type`; `cx.dlq` keyed by
+the source key with the dead letter (original bytes in base64, source coordinates, reason).
+Metrics: `cx_events_rejected_total{reason}`, `cx_events_late_total{channel}`, the watermark.
+
+Bad event: dead-lettered and counted; the partition goes on. What stops the worker: only a
+failure to produce to Kafka (Faust crashes the worker rather than commit past lost output).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from typing import Any
+
+import faust
+import orjson
+
+from agents.ingest_logic import SourcePartitionState, late_key, rejected_key
+from agents.runtime import Runtime
+from schemas.validate import Rejection
+
+log = logging.getLogger(__name__)
+DEAD_LETTER_SCHEMA = "cx.dead_letter/v1"
+
+
+def dead_letter(message: Any, rejection: Rejection) -> bytes:
+    """The `cx.dlq` value for a rejected message (JSON Schema: schemas/json/cx.dlq.json)."""
+    return orjson.dumps(
+        {
+            "schema": DEAD_LETTER_SCHEMA,
+            "reason": rejection.reason,
+            "detail": rejection.detail,
+            "source_topic": message.topic,
+            "source_partition": message.partition,
+            "source_offset": message.offset,
+            "original_base64": base64.b64encode(message.value or b"").decode("ascii"),
+        }
+    )
+
+
+def register(
+    app: faust.App, runtime: Runtime, sources: Any, events: Any, dlq: Any
+) -> tuple[Any, Any]:
+    """Declare the `source_partitions` table and the `validate_events` agent on `app`."""
+    table = app.Table(
+        "source_partitions",
+        key_type=bytes,
+        value_type=bytes,  # bytes means the raw codec: values are our own orjson documents
+        help="Per source topic-partition: next offset to count, latest event time, "
+        "rejected and late counts.",
+    )
+
+    @table.on_recover
+    async def restore_watermark() -> None:
+        active = {
+            f"{tp.topic}:{tp.partition}"
+            for tp in app.assignor.assigned_actives()
+            if tp.topic in runtime.topic_kinds
+        }
+        runtime.sources = {}
+        for key, raw in table.data.items():
+            ref = key.decode()
+            if ref in active:
+                state = SourcePartitionState.from_json(orjson.loads(raw))
+                runtime.sources[ref] = state
+                if state.latest_ms is not None:
+                    runtime.watermark.restore(ref, state.latest_ms, time.monotonic())
+        for ref in runtime.watermark.partitions():
+            if ref not in active:
+                runtime.watermark.forget(ref)
+        for ref in active:
+            runtime.watermark.assign(ref, time.monotonic())
+
+    @app.agent(sources, name="validate_events", concurrency=1)
+    async def validate_events(stream: Any) -> None:
+        async for event in stream.events():
+            await _ingest(runtime, table, events, dlq, event.message)
+
+    return validate_events, table
+
+
+async def _ingest(runtime: Runtime, table: Any, events: Any, dlq: Any, message: Any) -> None:
+    ref = f"{message.topic}:{message.partition}"
+    state = runtime.sources.get(ref)
+    if state is None:
+        raw = table.get(ref.encode())
+        state = (
+            SourcePartitionState()
+            if raw is None
+            else SourcePartitionState.from_json(orjson.loads(raw))
+        )
+        runtime.sources[ref] = state
+    kind = runtime.topic_kinds.get(message.topic, "")
+    result = runtime.validator.validate(message.value or b"", kind)
+    if isinstance(result, Rejection):
+        log.debug("dead-lettering %s@%s: %s", ref, message.offset, result.detail)
+        await dlq.send(key=message.key, value=dead_letter(message, result))
+        state.record(message.offset, None, rejected_key(result.reason))
+    else:
+        late = runtime.watermark.is_late(result.occurred_at_ms)
+        runtime.watermark.observe(ref, result.occurred_at_ms, time.monotonic())
+        await events.send(
+            key=result.customer_id.encode(),
+            value=orjson.dumps(result.payload),
+            headers=[
+                ("cx-source", f"{ref}:{message.offset}".encode()),
+                ("cx-type", result.type.encode()),
+            ],
+        )
+        state.record(
+            message.offset, result.occurred_at_ms, late_key(result.channel) if late else None
+        )
+    table[ref.encode()] = orjson.dumps(state.to_json())

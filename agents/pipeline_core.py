@@ -1,0 +1,51 @@
+"""The families a worker runs, wired to one `KpiConfig`, and the routing of events to them.
+
+Shared by the Faust agents and by `cxpulse compute`, so both apply the same logic in the
+same way: an event type belongs to exactly one family.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from agents.commerce_logic import Commerce
+from agents.config import KpiConfig
+from agents.feedback_logic import Feedback
+from agents.processor import FamilyProcessor, ServiceProcessor
+from agents.service_logic import ServiceLevels
+
+
+@dataclass(slots=True)
+class Families:
+    """One processor per metric family."""
+
+    service: ServiceProcessor
+    feedback: FamilyProcessor[Any]
+    commerce: FamilyProcessor[Any]
+
+    @classmethod
+    def build(cls, config: KpiConfig) -> Families:
+        return cls(
+            service=ServiceProcessor(ServiceLevels(config)),
+            feedback=FamilyProcessor(Feedback(config)),
+            commerce=FamilyProcessor(Commerce(config)),
+        )
+
+    def all(self) -> tuple[FamilyProcessor[Any], ...]:
+        return (self.service, self.feedback, self.commerce)
+
+    def for_type(self, event_type: str) -> FamilyProcessor[Any]:
+        for processor in self.all():
+            if event_type in processor.family.types:
+                return processor
+        raise KeyError(event_type)  # unreachable: every validated type has a family
+
+    def totals_by_partition(self) -> dict[int, dict[str, int]]:
+        merged: dict[int, dict[str, int]] = {}
+        for processor in self.all():
+            for partition, totals in processor.totals_by_partition().items():
+                target = merged.setdefault(partition, {})
+                for key, value in totals.items():
+                    target[key] = target.get(key, 0) + value
+        return merged

@@ -1,0 +1,171 @@
+"""Apply events to per-customer state and keep each partition's derived view (no Faust here).
+
+In: events with their partition and source reference, and a key-value store of per-customer
+state (a Faust table in the worker, a dict in `cxpulse compute`). Out: updated state values
+and, per partition, a `PartitionView`: the sum of the customers' ledgers (what Prometheus
+sees), plus for service levels the unanswered conversations and the timers the watermark
+settles. Views are derived state: rebuilt from the table after every recovery, never stored.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic
+
+import orjson
+
+from agents.family import Family, S, process_event
+from agents.ledger import Deltas
+from agents.service_logic import Conversation, ServiceLevels, ServiceState
+from schemas.events import Event
+
+Get = Callable[[str], bytes | None]
+Put = Callable[[str, bytes], None]
+
+
+@dataclass(slots=True)
+class PartitionView:
+    """Derived, in-memory view of one partition of one family."""
+
+    totals: dict[str, int] = field(default_factory=dict)
+    #: channel -> (customer_id, conversation_id) -> opened_ms, for open unanswered conversations
+    unanswered: dict[str, dict[tuple[str, str], int]] = field(default_factory=dict)
+    scheduled: dict[tuple[str, str], int] = field(default_factory=dict)
+    timers: list[tuple[int, str, str]] = field(default_factory=list)
+
+    def add(self, deltas: Mapping[str, int]) -> None:
+        totals = self.totals
+        for key, delta in deltas.items():
+            value = totals.get(key, 0) + delta
+            if value:
+                totals[key] = value
+            else:
+                totals.pop(key, None)
+
+    def oldest_unanswered_ms(self) -> dict[str, int]:
+        return {channel: min(waits.values()) for channel, waits in self.unanswered.items() if waits}
+
+
+class FamilyProcessor(Generic[S]):
+    """Dedups and applies events of one family; keeps the partition views in step."""
+
+    def __init__(self, family: Family[S]) -> None:
+        self.family = family
+        self.views: dict[int, PartitionView] = {}
+
+    def view(self, partition: int) -> PartitionView:
+        view = self.views.get(partition)
+        if view is None:
+            view = self.views[partition] = PartitionView()
+        return view
+
+    def load(self, raw: bytes | None) -> S:
+        if raw is None:
+            return self.family.new_state()
+        return self.family.from_json(orjson.loads(raw)["s"])
+
+    def dump(self, state: S, partition: int) -> bytes:
+        return orjson.dumps({"p": partition, "s": self.family.to_json(state)})
+
+    def handle(
+        self, get: Get, put: Put, partition: int, offset: int, event: Event, source_ref: str
+    ) -> Deltas | None:
+        """Apply one event read at `offset` of `partition`; None when it was already applied
+        (a redelivery)."""
+        state = self.load(get(event.customer_id))
+        deltas = process_event(self.family, state, event, source_ref, offset)
+        if deltas is None:
+            return None
+        put(event.customer_id, self.dump(state, partition))
+        view = self.view(partition)
+        view.add(deltas)
+        self.after_apply(view, event.customer_id, state, event)
+        return deltas
+
+    def after_apply(self, view: PartitionView, customer_id: str, state: S, event: Event) -> None:
+        """Hook for families whose views index more than totals."""
+
+    def rebuild(self, items: Iterable[tuple[str, bytes]], partitions: Iterable[int]) -> None:
+        """Recompute the views of the given partitions from the table's values."""
+        wanted = set(partitions)
+        self.views = {partition: PartitionView() for partition in wanted}
+        for customer_id, raw in items:
+            data: dict[str, Any] = orjson.loads(raw)
+            partition = data["p"]
+            if partition not in wanted:
+                continue
+            state = self.family.from_json(data["s"])
+            view = self.views[partition]
+            view.add(self.family.ledger(state).totals)
+            self.index(view, customer_id, state)
+
+    def index(self, view: PartitionView, customer_id: str, state: S) -> None:
+        """Hook: index a recovered customer's state into the view."""
+
+    def totals_by_partition(self) -> dict[int, dict[str, int]]:
+        return {partition: view.totals for partition, view in self.views.items()}
+
+
+class ServiceProcessor(FamilyProcessor[ServiceState]):
+    """Service levels also track unanswered conversations and watermark timers."""
+
+    def __init__(self, family: ServiceLevels) -> None:
+        super().__init__(family)
+        self.service = family
+
+    def after_apply(
+        self, view: PartitionView, customer_id: str, state: ServiceState, event: Event
+    ) -> None:
+        if event.conversation_id is not None:
+            conv = state.conversations.get(event.conversation_id)
+            self._track(view, customer_id, event.conversation_id, conv)
+        if event.type == "conversation.opened":
+            # a repeat contact may have settled other conversations' FCR timers
+            for key, other in state.conversations.items():
+                self._track(view, customer_id, key, other)
+
+    def index(self, view: PartitionView, customer_id: str, state: ServiceState) -> None:
+        for key, conv in state.conversations.items():
+            self._track(view, customer_id, key, conv)
+
+    def _track(
+        self, view: PartitionView, customer_id: str, conversation_id: str, conv: Conversation | None
+    ) -> None:
+        ref = (customer_id, conversation_id)
+        if conv is not None and conv.is_unanswered and conv.opened_ms is not None:
+            view.unanswered.setdefault(conv.channel, {})[ref] = conv.opened_ms
+        else:
+            for waits in view.unanswered.values():
+                waits.pop(ref, None)
+        deadline = None if conv is None else conv.next_deadline_ms(self.service.config)
+        if deadline is None:
+            view.scheduled.pop(ref, None)
+        elif view.scheduled.get(ref) != deadline:
+            view.scheduled[ref] = deadline
+            heapq.heappush(view.timers, (deadline, customer_id, conversation_id))
+
+    def fire_timers(self, partition: int, watermark_ms: int, get: Get, put: Put) -> int:
+        """Settle every breach and FCR horizon the watermark has passed (strictly: an event at the
+        deadline itself still counts as in time); returns how many."""
+        view = self.views.get(partition)
+        if view is None:
+            return 0
+        fired = 0
+        while view.timers and view.timers[0][0] < watermark_ms:
+            deadline, customer_id, conversation_id = heapq.heappop(view.timers)
+            ref = (customer_id, conversation_id)
+            if view.scheduled.get(ref) != deadline:
+                continue  # superseded by a later schedule
+            del view.scheduled[ref]
+            state = self.load(get(customer_id))
+            deltas = self.service.due(state, conversation_id, watermark_ms)
+            state.ledger.add(deltas)
+            put(customer_id, self.dump(state, partition))
+            view.add(deltas)
+            self._track(
+                view, customer_id, conversation_id, state.conversations.get(conversation_id)
+            )
+            fired += 1
+        return fired

@@ -1,0 +1,53 @@
+"""What the agents of one worker share: KPI config, validator, watermark, processors, recorder.
+
+Built by `pipeline.app` and handed to each agent module's `register` function, so agents
+never import the pipeline package and tests can build a runtime of their own.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from agents.config import KpiConfig
+from agents.ingest_logic import SourcePartitionState
+from agents.pipeline_core import Families
+from agents.watermark import Watermark
+from schemas.validate import EventValidator
+
+
+class Recorder(Protocol):
+    """Process-local stream-health metrics (wall-clock based, so not exact by nature)."""
+
+    def event_processed(self, agent: str, channel: str, lag_s: float) -> None: ...
+
+    def recovered(self, table: str, seconds: float) -> None: ...
+
+
+@dataclass(slots=True)
+class Runtime:
+    """Shared, in-memory, derived state of one worker; the tables hold the truth."""
+
+    config: KpiConfig
+    validator: EventValidator
+    watermark: Watermark
+    topic_kinds: dict[str, str]
+    recorder: Recorder
+    families: Families = field(init=False)
+    #: source "topic:partition" -> its bookkeeping, for active source partitions only
+    sources: dict[str, SourcePartitionState] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.families = Families.build(self.config)
+
+    def watermark_ms(self) -> int | None:
+        return self.watermark.value_ms(time.monotonic())
+
+    def ingest_totals_by_partition(self) -> dict[int, dict[str, int]]:
+        merged: dict[int, dict[str, int]] = {}
+        for ref, state in self.sources.items():
+            target = merged.setdefault(int(ref.rsplit(":", 1)[1]), {})
+            for key, value in state.totals.items():
+                target[key] = target.get(key, 0) + value
+        return merged

@@ -1,0 +1,134 @@
+"""The one `faust.App` of a worker, with its topics, agents, tables and `/metrics` exporter.
+
+In: `Settings`. Out: a `Worker` bundle (app, runtime, registry) whose app runs the agents
+`validate_events`, `track_service_levels`, `count_feedback` and `track_commerce`.
+Concurrency is 1 per agent (Faust can commit offsets of unprocessed events otherwise): scale
+with partitions and workers. Faust's web server is off; our own exporter serves `/metrics`.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faust
+from aiohttp import web
+from faust.sensors import Sensor
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from agents import commerce, feedback, ingest, service_levels
+from agents.runtime import Runtime
+from agents.watermark import Watermark
+from pipeline.kafka_options import faust_credentials
+from pipeline.metrics import (
+    ConsumerLagCollector,
+    KpiCollector,
+    StreamMetrics,
+    build_stream_metrics,
+)
+from pipeline.settings import Settings
+from pipeline.topics import Topics, declare_topics
+from schemas.validate import EventValidator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    app: faust.App
+    runtime: Runtime
+    registry: CollectorRegistry
+    topics: Topics
+
+
+class _CommitSensor(Sensor):
+    """Feeds commit latency into our registry (Faust's own Prometheus sensor uses ms)."""
+
+    def __init__(self, metrics: StreamMetrics) -> None:
+        super().__init__()
+        self.metrics = metrics
+
+    def on_commit_initiated(self, consumer: Any) -> Any:
+        return time.monotonic()
+
+    def on_commit_completed(self, consumer: Any, state: Any) -> None:
+        self.metrics.commit_seconds.observe(time.monotonic() - state)
+
+
+def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> Worker:
+    """Build the app and everything on it; nothing connects to Kafka until it runs."""
+    registry = registry or CollectorRegistry(auto_describe=False)
+    data_dir = settings.data_dir or Path(tempfile.mkdtemp(prefix="cxpulse-worker-"))
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
+        broker_credentials=faust_credentials(settings),
+        store="memory://",
+        datadir=str(data_dir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_linger_ms=5,
+        producer_max_request_size=settings.dlq_max_bytes,
+        table_standby_replicas=0,
+        stream_wait_empty=True,
+    )
+    stream_metrics = build_stream_metrics(registry)
+    kpi = settings.kpi_config()
+    runtime = Runtime(
+        config=kpi,
+        validator=EventValidator(
+            max_bytes=settings.max_message_bytes, known_topics=settings.conversation_topics
+        ),
+        watermark=Watermark(kpi.allowed_lateness_ms, settings.idle_timeout_s),
+        topic_kinds=settings.topic_kinds(),
+        recorder=stream_metrics,
+    )
+    topics = declare_topics(app, settings)
+    ingest.register(app, runtime, topics.sources, topics.events, topics.dlq)
+    service_levels.register(app, runtime, topics.events, topics.dlq)
+    feedback.register(app, runtime, topics.events, topics.dlq)
+    commerce.register(app, runtime, topics.events, topics.dlq)
+    registry.register(KpiCollector(runtime))
+    registry.register(ConsumerLagCollector(lambda: _consumer_lag(app)))
+    app.sensors.add(_CommitSensor(stream_metrics))
+    _serve_metrics(app, registry, settings.metrics_host, settings.metrics_port)
+    return Worker(app, runtime, registry, topics)
+
+
+def _consumer_lag(app: faust.App) -> dict[str, int]:
+    consumer = getattr(app, "_consumer", None)
+    if consumer is None:
+        return {}
+    lags: dict[str, int] = {}
+    committed = getattr(consumer, "_committed_offset", {})
+    for tp in consumer.assignment():
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            continue
+        lags[tp.topic] = lags.get(tp.topic, 0) + max(highwater - (committed.get(tp) or 0), 0)
+    return lags
+
+
+def _serve_metrics(app: faust.App, registry: CollectorRegistry, host: str, port: int) -> None:
+    """Serve `/metrics` on the app's event loop, so collectors read agent state safely."""
+
+    async def metrics(_: web.Request) -> web.Response:
+        body = generate_latest(registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def start_exporter() -> None:
+        server = web.Application()
+        server.router.add_get("/metrics", metrics)
+        runner = web.AppRunner(server, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        log.info("serving /metrics on http://%s:%d/metrics", host, port)
+
+    app.task(start_exporter)

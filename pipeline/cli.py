@@ -1,0 +1,497 @@
+"""`cxpulse`: the one command line (contract section 6).
+
+Every option also reads `CXPULSE_<OPTION>`; settings without a flag are read from the
+environment by `Settings`. Exit codes: 0 success, 2 bad usage or configuration, 1 any other
+failure. Logs go to stderr (text, or JSON with `--log-format json`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import Progress
+
+from pipeline.broker import DEFAULT_KAFKA_VERSION, LocalBroker, broker_answers
+from pipeline.settings import Settings
+from schemas.errors import ConfigurationError, CXPulseError
+
+T = TypeVar("T")
+err = Console(stderr=True, soft_wrap=True)
+app = typer.Typer(
+    help="CX Pulse: real-time customer-experience KPIs from Kafka.", no_args_is_help=True
+)
+topics_app = typer.Typer(help="Manage the Kafka topics CX Pulse uses.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+
+BOOTSTRAP = typer.Option(
+    None,
+    "--bootstrap-servers",
+    envvar="CXPULSE_BOOTSTRAP_SERVERS",
+    help="Kafka bootstrap servers [default: localhost:9092].",
+)
+METRICS_PORT = typer.Option(
+    None, "--metrics-port", envvar="CXPULSE_METRICS_PORT", help="Port of /metrics [default: 9110]."
+)
+METRICS_HOST = typer.Option(
+    None,
+    "--metrics-host",
+    envvar="CXPULSE_METRICS_HOST",
+    help="Address /metrics binds to [default: 0.0.0.0].",
+)
+PARTITIONS = typer.Option(
+    None, "--partitions", envvar="CXPULSE_PARTITIONS", help="Partitions per topic [default: 6]."
+)
+LOG_FORMAT = typer.Option(
+    None, "--log-format", envvar="CXPULSE_LOG_FORMAT", help="text or json [default: text]."
+)
+LOG_LEVEL = typer.Option(
+    None,
+    "--log-level",
+    envvar="CXPULSE_LOG_LEVEL",
+    help="DEBUG, INFO, WARNING or ERROR [default: INFO].",
+)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with the flags given on the command line on top."""
+    try:
+        settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"CXPULSE_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ConfigurationError(f"invalid configuration: {problems}") from None
+    _setup_logging(settings)
+    return settings
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return orjson.dumps(
+            {
+                "ts": record.created,
+                "level": record.levelname,
+                "logger": record.name,
+                "msg": record.getMessage(),
+            }
+        ).decode()
+
+
+def _setup_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
+
+
+def _run(fn: Callable[[], T]) -> T:
+    """Map our errors to the contract's exit codes with a message that says what to do."""
+    try:
+        return fn()
+    except ConfigurationError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    except CXPulseError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def worker(
+    bootstrap_servers: str | None = BOOTSTRAP,
+    metrics_port: int | None = METRICS_PORT,
+    metrics_host: str | None = METRICS_HOST,
+    partitions: int | None = PARTITIONS,
+    log_format: str | None = LOG_FORMAT,
+    log_level: str | None = LOG_LEVEL,
+) -> None:
+    """Run one stream worker; start more (same group) for more throughput."""
+
+    def go() -> None:
+        settings = load_settings(
+            bootstrap_servers=bootstrap_servers,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+            partitions=partitions,
+            log_format=log_format,
+            log_level=log_level,
+        )
+        import faust
+
+        from pipeline.app import create_app
+
+        bundle = create_app(settings)
+        faust.Worker(
+            bundle.app, loglevel=settings.log_level.lower(), quiet=True
+        ).execute_from_commandline()
+
+    _run(go)
+
+
+@topics_app.command("create")
+def topics_create(
+    bootstrap_servers: str | None = BOOTSTRAP,
+    partitions: int | None = PARTITIONS,
+    replication_factor: int | None = typer.Option(
+        None, envvar="CXPULSE_REPLICATION_FACTOR", help="Replication factor [default: 1]."
+    ),
+) -> None:
+    """Create the source, output and changelog topics (existing ones are left alone)."""
+
+    def go() -> None:
+        settings = load_settings(
+            bootstrap_servers=bootstrap_servers,
+            partitions=partitions,
+            replication_factor=replication_factor,
+        )
+        created = _create_topics(settings)
+        err.print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
+
+    _run(go)
+
+
+def _create_topics(settings: Settings) -> list[str]:
+    from pipeline.kafka_options import aiokafka_options
+    from pipeline.topics import create_topics
+
+    try:
+        return asyncio.run(create_topics(settings, aiokafka_options(settings)))
+    except Exception as exc:
+        if isinstance(exc, CXPulseError):
+            raise
+        raise CXPulseError(
+            f"could not create topics on {settings.bootstrap_servers}: {exc}"
+        ) from exc
+
+
+@app.command()
+def broker(
+    port: int = typer.Option(9092, envvar="CXPULSE_BROKER_PORT", help="Kafka listener port."),
+    data_dir: Path | None = typer.Option(
+        None,
+        envvar="CXPULSE_BROKER_DATA_DIR",
+        help="Keep the broker's data here (default: a temporary folder).",
+    ),
+    kafka_version: str = typer.Option(
+        DEFAULT_KAFKA_VERSION,
+        envvar="CXPULSE_KAFKA_VERSION",
+        help="Apache Kafka version from Maven Central.",
+    ),
+) -> None:
+    """Run a local single-node Apache Kafka (KRaft) until Ctrl-C."""
+
+    def go() -> None:
+        logging.basicConfig(level="INFO")
+        local = LocalBroker(port=port, data_dir=data_dir, version=kafka_version, log=err.print)
+        local.start()
+        err.print(
+            f"[green]Kafka {kafka_version} ready on {local.bootstrap}[/green] (Ctrl-C stops it)"
+        )
+        try:
+            _wait_for_signal()
+        finally:
+            local.stop()
+
+    _run(go)
+
+
+def _wait_for_signal() -> None:
+    stop = False
+
+    def handler(signum: int, frame: Any) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        while not stop:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def replay(
+    file: str = typer.Argument(..., help="JSON Lines file, .gz file, or - for stdin."),
+    rate: float | None = typer.Option(
+        None,
+        "--rate",
+        envvar="CXPULSE_RATE",
+        help="Messages per second (default: as fast as possible).",
+    ),
+    bootstrap_servers: str | None = BOOTSTRAP,
+) -> None:
+    """Feed JSON Lines events into the source topics by channel, in file order."""
+
+    def go() -> None:
+        from pipeline.replay import open_lines
+        from pipeline.replay import replay as replay_lines
+
+        settings = load_settings(bootstrap_servers=bootstrap_servers)
+        topics = settings.source_topics
+        fallback = next(iter(topics.values()))
+        with Progress(console=err, transient=False) as progress:
+            task = progress.add_task(f"replaying {file}", total=None)
+            stats = asyncio.run(
+                _with_producer(
+                    settings,
+                    lambda producer: replay_lines(
+                        open_lines(file),
+                        producer,
+                        topics,
+                        fallback,
+                        rate=rate,
+                        progress=lambda n: progress.update(task, completed=n),
+                    ),
+                )
+            )
+        err.print(f"sent {stats.sent} messages ({stats.unroutable} unroutable to {fallback})")
+
+    _run(go)
+
+
+async def _with_producer(settings: Settings, use: Callable[[Any], Any]) -> Any:
+    from aiokafka import AIOKafkaProducer
+
+    from pipeline.kafka_options import aiokafka_options
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        linger_ms=10,
+        max_batch_size=256 * 1024,
+        acks="all",
+        # replay must pass oversized lines on, so the workers dead-letter them as too_large
+        max_request_size=4 * settings.max_message_bytes + 65536,
+        **aiokafka_options(settings),
+    )
+    try:
+        await producer.start()
+    except Exception as exc:
+        raise CXPulseError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from exc
+    try:
+        return await use(producer)
+    finally:
+        await producer.stop()
+
+
+@app.command()
+def generate(
+    customers: int = typer.Option(1000, envvar="CXPULSE_CUSTOMERS", help="Number of customers."),
+    rate: float = typer.Option(50.0, envvar="CXPULSE_RATE", help="Events per second."),
+    duration: float | None = typer.Option(
+        None, envvar="CXPULSE_DURATION", help="Seconds of traffic (default: until Ctrl-C)."
+    ),
+    seed: int = typer.Option(
+        1, envvar="CXPULSE_SEED", help="Random seed: the same seed gives the same traffic."
+    ),
+    incident: list[str] = typer.Option(
+        [],
+        envvar="CXPULSE_INCIDENT",
+        help="Scripted incident, e.g. outage:chat@10m+15m (repeatable).",
+    ),
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="Write JSON Lines here instead of producing to Kafka (- for stdout).",
+    ),
+    realtime: bool = typer.Option(
+        True, help="Pace by wall clock (with --output: write as fast as possible unless set)."
+    ),
+    bootstrap_servers: str | None = BOOTSTRAP,
+) -> None:
+    """Produce realistic omnichannel traffic, with scripted incidents, to Kafka or a file."""
+
+    def go() -> None:
+        from pipeline.generator import GeneratorConfig, TrafficGenerator, parse_incident
+
+        config = GeneratorConfig(
+            customers=customers,
+            rate=rate,
+            duration_s=duration,
+            seed=seed,
+            incidents=tuple(parse_incident(spec) for spec in incident),
+        )
+        messages = iter(TrafficGenerator(config))
+        if output is not None:
+            _write_jsonl(messages, output)
+            return
+        settings = load_settings(bootstrap_servers=bootstrap_servers)
+        _produce_generated(settings, messages, rate)
+
+    _run(go)
+
+
+def _write_jsonl(messages: Iterator[Any], output: Path) -> None:
+    from pipeline.generator import to_jsonl_line
+
+    sink = sys.stdout.buffer if str(output) == "-" else output.open("wb")
+    count = 0
+    try:
+        for message in messages:
+            sink.write(to_jsonl_line(message))
+            count += 1
+            if count % 100_000 == 0:
+                err.print(f"wrote {count} events")
+    finally:
+        if sink is not sys.stdout.buffer:
+            sink.close()
+    err.print(f"wrote {count} events to {output}")
+
+
+def _produce_generated(settings: Settings, messages: Iterator[Any], rate: float) -> None:
+    from pipeline.replay import produce_generated
+
+    topics = settings.source_topics
+    started = time.monotonic()
+
+    def progress(sent: int) -> None:
+        elapsed = max(time.monotonic() - started, 1e-9)
+        err.print(f"generated {sent} events ({sent / elapsed:.0f}/s)", highlight=False)
+
+    try:
+        stats = asyncio.run(
+            _with_producer(
+                settings, lambda p: produce_generated(messages, p, topics, rate, progress, None)
+            )
+        )
+    except KeyboardInterrupt:
+        err.print("generator stopped")
+        return
+    err.print(f"generated {stats.sent} events")
+
+
+@app.command()
+def compute(
+    file: str = typer.Argument(..., help="JSON Lines file, .gz file, or - for stdin."),
+    output_format: str = typer.Option(
+        "prometheus", "--format", help="prometheus (the exposition)."
+    ),
+) -> None:
+    """Run the KPI logic on a JSON Lines file without Kafka; print the Prometheus exposition."""
+
+    def go() -> None:
+        from pipeline.compute import compute_exposition
+        from pipeline.replay import open_lines
+        from schemas.validate import EventValidator
+
+        if output_format != "prometheus":
+            raise ConfigurationError(f"--format {output_format!r} is not supported: use prometheus")
+        settings = load_settings()
+        validator = EventValidator(
+            max_bytes=settings.max_message_bytes, known_topics=settings.conversation_topics
+        )
+        try:
+            lines = open_lines(file)
+            sys.stdout.buffer.write(compute_exposition(lines, settings.kpi_config(), validator))
+        except FileNotFoundError:
+            raise ConfigurationError(f"no such file: {file}") from None
+
+    _run(go)
+
+
+@app.command()
+def demo(
+    bootstrap_servers: str | None = BOOTSTRAP,
+    metrics_port: int | None = METRICS_PORT,
+    rate: float = typer.Option(100.0, envvar="CXPULSE_RATE", help="Generated events per second."),
+    customers: int = typer.Option(
+        2000, envvar="CXPULSE_CUSTOMERS", help="Number of simulated customers."
+    ),
+    incident: list[str] = typer.Option(
+        [], envvar="CXPULSE_INCIDENT", help="Scripted incident, e.g. outage:chat@10m+15m."
+    ),
+) -> None:
+    """The main job: Kafka (local if none answers), topics, a worker and the generator."""
+
+    def go() -> None:
+        settings = load_settings(bootstrap_servers=bootstrap_servers, metrics_port=metrics_port)
+        _demo(settings, rate, customers, incident)
+
+    _run(go)
+
+
+def _demo(settings: Settings, rate: float, customers: int, incidents: list[str]) -> None:
+    local: LocalBroker | None = None
+    children: list[subprocess.Popen[bytes]] = []
+    bootstrap = settings.bootstrap_servers
+    try:
+        if not broker_answers(bootstrap.split(",")[0]):
+            port = int(bootstrap.split(",")[0].rsplit(":", 1)[1])
+            err.print(f"no Kafka answers at {bootstrap}: starting a local one on port {port}")
+            local = LocalBroker(port=port, log=err.print)
+            local.start()
+        _create_topics(settings)
+        env_args = ["--bootstrap-servers", bootstrap]
+        cli = [sys.executable, "-m", "pipeline.cli"]
+        children.append(
+            subprocess.Popen(
+                [*cli, "worker", *env_args, "--metrics-port", str(settings.metrics_port)]
+            )
+        )
+        extra = [arg for spec in incidents for arg in ("--incident", spec)]
+        children.append(
+            subprocess.Popen(
+                [
+                    *cli,
+                    "generate",
+                    *env_args,
+                    "--rate",
+                    str(rate),
+                    "--customers",
+                    str(customers),
+                    *extra,
+                ]
+            )
+        )
+        err.print(
+            "[green]demo running[/green]: metrics on "
+            f"http://localhost:{settings.metrics_port}/metrics (Ctrl-C stops everything)"
+        )
+        _wait_children(children)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if local is not None:
+            local.stop()
+        err.print("demo stopped")
+
+
+def _wait_children(children: list[subprocess.Popen[bytes]]) -> None:
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        return
+    failed = [child.args for child in children if child.returncode not in (None, 0)]
+    if failed:
+        raise CXPulseError(f"a demo process exited early: {failed}; see its log above")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""All configuration, from `CXPULSE_*` environment variables and CLI flags (flags win).
+
+This is the only module that reads the environment. Credentials are `SecretStr`, so they
+never show up in logs, reprs or `/metrics`.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agents.config import DEFAULT_CURRENCIES, DEFAULT_FRT_TARGETS_S, KpiConfig
+from schemas.events import SOURCE_KINDS
+from schemas.validate import DEFAULT_MAX_BYTES
+
+DEFAULT_TOPICS = ("billing", "delivery", "returns", "account", "product", "technical")
+
+
+class Settings(BaseSettings):
+    """CX Pulse settings; every field reads `CXPULSE_<FIELD>` (upper case)."""
+
+    model_config = SettingsConfigDict(env_prefix="CXPULSE_", extra="ignore")
+
+    bootstrap_servers: str = "localhost:9092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+
+    app_id: str = "cxpulse"
+    source_topics: dict[str, str] = Field(
+        default_factory=lambda: {kind: f"cx.raw.{kind}" for kind in SOURCE_KINDS}
+    )
+    events_topic: str = "cx.events"
+    dlq_topic: str = "cx.dlq"
+    kpi_topic: str = "cx.kpi"
+    churn_topic: str = "cx.churn"
+    partitions: int = Field(6, ge=1, le=1024)
+    replication_factor: int = Field(1, ge=1)
+
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = Field(9110, ge=0, le=65535)
+    data_dir: Path | None = None
+
+    frt_targets: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_FRT_TARGETS_S))
+    fcr_horizon_s: float = Field(7 * 86400, gt=0)
+    dedup_horizon_s: float = Field(86400, gt=0)
+    allowed_lateness_s: float = Field(300, ge=0)
+    idle_timeout_s: float = Field(60, gt=0)
+    max_message_bytes: int = Field(DEFAULT_MAX_BYTES, gt=0)
+    conversation_topics: tuple[str, ...] = DEFAULT_TOPICS
+    currencies: tuple[str, ...] = DEFAULT_CURRENCIES
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("source_topics")
+    @classmethod
+    def _known_kinds(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(SOURCE_KINDS))
+        if unknown:
+            raise ValueError(
+                f"unknown source kinds {unknown}: use {', '.join(SOURCE_KINDS)} as keys"
+            )
+        return value
+
+    def kpi_config(self) -> KpiConfig:
+        return KpiConfig(
+            frt_targets_s={**DEFAULT_FRT_TARGETS_S, **self.frt_targets},
+            fcr_horizon_ms=int(self.fcr_horizon_s * 1000),
+            dedup_horizon_ms=int(self.dedup_horizon_s * 1000),
+            allowed_lateness_ms=int(self.allowed_lateness_s * 1000),
+            currencies=self.currencies,
+        )
+
+    @property
+    def dlq_max_bytes(self) -> int:
+        """A dead letter carries the original in base64 (4/3 of it) plus a little metadata."""
+        return 2 * self.max_message_bytes + 65536
+
+    def topic_kinds(self) -> dict[str, str]:
+        """Source topic name -> the channel kind its events default to."""
+        return {topic: kind for kind, topic in self.source_topics.items()}
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.security_protocol not in ("SSL", "SASL_SSL"):
+            return None
+        context = ssl.create_default_context(
+            cafile=str(self.ssl_cafile) if self.ssl_cafile else None
+        )
+        if self.ssl_certfile:
+            context.load_cert_chain(
+                str(self.ssl_certfile), str(self.ssl_keyfile) if self.ssl_keyfile else None
+            )
+        return context

@@ -1,0 +1,60 @@
+"""Broker + worker + replay on the hand-made stream: exactly the hand-worked numbers, and
+exactly what `cxpulse compute` prints for the same file (summed over partitions)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.exposition_parse import expected_key, summed_samples
+from tests.integration.conftest import Pipeline, wait_for
+from tests.known_stream import EXPECTED, FINAL_WATERMARK_S, jsonl
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+PROCESS_LOCAL = ("cx_event_lag_seconds",)
+
+
+def _settled(text: str | None) -> bool:
+    if text is None:
+        return False
+    samples = summed_samples(text)
+    events = sum(v for (name, _), v in samples.items() if name == "cx_events_total")
+    watermark = samples.get(("cx_watermark_timestamp_seconds", ()), 0.0)
+    fcr = sum(v for (name, _), v in samples.items() if name == "cx_first_contact_resolutions_total")
+    return events == 27 and watermark == FINAL_WATERMARK_S and fcr == 3
+
+
+def test_live_equals_hand_worked_numbers_and_compute(pipeline: Pipeline, tmp_path: Path) -> None:
+    path = tmp_path / "known.jsonl"
+    path.write_bytes(jsonl())
+    pipeline.cli("topics", "create")
+    worker = pipeline.start_worker()
+    try:
+        wait_for(lambda: pipeline.scrape() is not None, 90, "the worker's /metrics")
+        pipeline.cli("replay", str(path))
+        try:
+            wait_for(lambda: _settled(pipeline.scrape()), 120, "every event to be processed")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{pipeline.scrape()}\n{pipeline.worker_log()}") from None
+        live = summed_samples(pipeline.scrape() or "")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    for (name, labels), value in EXPECTED.items():
+        assert live.get(expected_key(name, labels), 0.0) == pytest.approx(value), (name, labels)
+    offline = summed_samples(pipeline.cli("compute", str(path)).decode())
+    strip = {key: v for key, v in live.items() if not key[0].startswith(PROCESS_LOCAL)}
+    assert strip == offline
+
+
+def test_worker_exits_with_usage_error_on_bad_configuration(pipeline: Pipeline) -> None:
+    env = {**pipeline.env, "CXPULSE_PARTITIONS": "zero"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "worker"], env=env, capture_output=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert b"CXPULSE_PARTITIONS" in result.stderr

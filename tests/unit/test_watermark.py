@@ -1,0 +1,119 @@
+"""agents/watermark.py: min over live partitions minus the allowed lateness (contract section 2).
+
+Lateness 5 min = 300_000 ms, idle timeout 60 s of wall time, throughout.
+"""
+
+from __future__ import annotations
+
+from agents.watermark import Watermark
+
+LATENESS_MS = 300_000
+T = 1_795_341_600_000  # 2026-11-22T10:00:00Z
+MINUTE_MS = 60_000
+
+
+def watermark() -> Watermark:
+    return Watermark(allowed_lateness_ms=LATENESS_MS, idle_timeout_s=60.0)
+
+
+def test_no_event_yet_means_no_watermark() -> None:
+    wm = watermark()
+    assert wm.value_ms(wall_s=0.0) is None
+    assert wm.is_late(0) is False
+
+
+def test_minimum_over_live_partitions_minus_lateness() -> None:
+    wm = watermark()
+    wm.observe("cx.raw.chat:0", T + 10 * MINUTE_MS, wall_s=0.0)
+    wm.observe("cx.raw.email:0", T + 2 * MINUTE_MS, wall_s=1.0)
+    wm.observe("cx.raw.chat:1", T + 7 * MINUTE_MS, wall_s=2.0)
+    # min(10, 2, 7) min = T + 2 min; - 5 min = T - 3 min
+    assert wm.value_ms(wall_s=3.0) == T - 3 * MINUTE_MS
+
+
+def test_latest_per_partition_is_its_maximum_event_time() -> None:
+    wm = watermark()
+    wm.observe("p0", T + 10 * MINUTE_MS, wall_s=0.0)
+    wm.observe("p0", T + 4 * MINUTE_MS, wall_s=1.0)  # out of order on the same partition
+    # latest stays T + 10 min: T + 5 min
+    assert wm.value_ms(wall_s=2.0) == T + 5 * MINUTE_MS
+
+
+def test_idle_partition_stops_holding_the_watermark_back() -> None:
+    wm = watermark()
+    wm.observe("slow", T, wall_s=0.0)
+    wm.observe("busy", T + 20 * MINUTE_MS, wall_s=0.0)
+    assert wm.value_ms(wall_s=59.9) == T - 5 * MINUTE_MS  # both live: min = T
+    wm.observe("busy", T + 30 * MINUTE_MS, wall_s=59.9)
+    # at 60 s "slow" has been idle for the full timeout: only "busy" counts, T + 25 min
+    assert wm.value_ms(wall_s=60.0) == T + 25 * MINUTE_MS
+
+
+def test_partition_that_speaks_again_is_live_again_but_cannot_pull_it_back() -> None:
+    wm = watermark()
+    wm.observe("slow", T, wall_s=0.0)
+    wm.observe("busy", T + 30 * MINUTE_MS, wall_s=100.0)
+    assert wm.value_ms(wall_s=100.0) == T + 25 * MINUTE_MS
+    # "slow" comes back with T + 1 min: live min is T + 1 min, but the watermark never goes back
+    wm.observe("slow", T + MINUTE_MS, wall_s=101.0)
+    assert wm.value_ms(wall_s=101.0) == T + 25 * MINUTE_MS
+    # once "slow" passes the busy partition's level, the minimum moves it on: T + 40 - 5
+    wm.observe("slow", T + 40 * MINUTE_MS, wall_s=102.0)
+    wm.observe("busy", T + 50 * MINUTE_MS, wall_s=102.0)
+    assert wm.value_ms(wall_s=102.0) == T + 35 * MINUTE_MS
+
+
+def test_all_idle_uses_the_latest_event_time_seen_anywhere() -> None:
+    wm = watermark()
+    wm.observe("a", T, wall_s=0.0)
+    wm.observe("b", T + 90 * MINUTE_MS, wall_s=5.0)
+    wm.observe("c", T + 45 * MINUTE_MS, wall_s=10.0)
+    assert wm.value_ms(wall_s=10.0) == T - 5 * MINUTE_MS  # all live: min = T
+    # wall 70 s: every partition idle (last seen 0, 5, 10 s) -> max = T + 90 min, - 5 min
+    assert wm.value_ms(wall_s=70.0) == T + 85 * MINUTE_MS
+
+
+def test_never_goes_backwards() -> None:
+    wm = watermark()
+    wm.observe("a", T + 60 * MINUTE_MS, wall_s=0.0)
+    assert wm.value_ms(wall_s=0.0) == T + 55 * MINUTE_MS
+    # a new partition appears far behind: the candidate T - 5 min is lower, the value stays
+    wm.observe("b", T, wall_s=1.0)
+    assert wm.value_ms(wall_s=1.0) == T + 55 * MINUTE_MS
+    # as "a" and then "b" go idle the basis moves (T, then max = T + 60 min): never below
+    values = [wm.value_ms(wall_s=float(s)) for s in range(1, 200)]
+    assert values == [T + 55 * MINUTE_MS] * 199
+
+
+def test_forgotten_partition_no_longer_holds_it_back() -> None:
+    wm = watermark()
+    wm.observe("mine", T + 30 * MINUTE_MS, wall_s=0.0)
+    wm.observe("moved", T, wall_s=0.0)
+    assert wm.value_ms(wall_s=1.0) == T - 5 * MINUTE_MS
+    wm.forget("moved")
+    assert wm.partitions() == ["mine"]
+    assert wm.value_ms(wall_s=1.0) == T + 25 * MINUTE_MS
+
+
+def test_forgetting_every_partition_keeps_the_last_value() -> None:
+    wm = watermark()
+    wm.observe("p", T, wall_s=0.0)
+    assert wm.value_ms(wall_s=0.0) == T - 5 * MINUTE_MS
+    wm.forget("p")
+    assert wm.value_ms(wall_s=1.0) == T - 5 * MINUTE_MS
+
+
+def test_restore_seeds_a_partition_after_restart() -> None:
+    wm = watermark()
+    wm.restore("cx.raw.chat:0", T + 10 * MINUTE_MS, wall_s=0.0)
+    assert wm.value_ms(wall_s=0.0) == T + 5 * MINUTE_MS
+
+
+def test_is_late_compares_with_the_last_computed_watermark() -> None:
+    wm = watermark()
+    wm.observe("p", T + 10 * MINUTE_MS, wall_s=0.0)
+    assert wm.is_late(T) is False  # nothing computed yet
+    assert wm.value_ms(wall_s=0.0) == T + 5 * MINUTE_MS
+    assert wm.is_late(T + 5 * MINUTE_MS - 1) is True  # 1 ms older than the watermark
+    assert wm.is_late(T + 5 * MINUTE_MS) is False  # at the watermark: on time
+    assert wm.is_late(T + 10 * MINUTE_MS) is False
