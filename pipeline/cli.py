@@ -359,10 +359,13 @@ def _produce_generated(settings: Settings, messages: Iterator[Any], rate: float)
 
     topics = settings.source_topics
     started = time.monotonic()
+    reported = [started]
 
     def progress(sent: int) -> None:
-        elapsed = max(time.monotonic() - started, 1e-9)
-        err.print(f"generated {sent} events ({sent / elapsed:.0f}/s)", highlight=False)
+        now = time.monotonic()
+        if now - reported[0] >= 5.0:
+            reported[0] = now
+            err.print(f"generated {sent} events ({sent / (now - started):.0f}/s)", highlight=False)
 
     try:
         stats = asyncio.run(

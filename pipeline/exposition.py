@@ -21,7 +21,7 @@ from prometheus_client.core import (
 
 from agents.config import REFUND_BUCKETS, RESOLUTION_BUCKETS
 from agents.ledger import split_key
-from schemas.events import CHANNELS, EVENT_TYPES, MICROS
+from schemas.events import CHANNELS, MICROS
 from schemas.validate import REJECT_REASONS
 
 
@@ -178,9 +178,6 @@ PREINITIALISED: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
             "cx_unanswered_conversations",
         )
     },
-    "cx_events_total": tuple(
-        (c, t) for c in CHANNELS for t in EVENT_TYPES if t != "survey.answered"
-    ),
 }
 
 

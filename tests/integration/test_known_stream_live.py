@@ -40,7 +40,12 @@ def test_live_equals_hand_worked_numbers_and_compute(pipeline: Pipeline, tmp_pat
             wait_for(lambda: _settled(pipeline.scrape()), 120, "every event to be processed")
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{pipeline.scrape()}\n{pipeline.worker_log()}") from None
-        live = summed_samples(pipeline.scrape() or "")
+        scrape = pipeline.scrape() or ""
+        live = summed_samples(scrape)
+        lint = subprocess.run(
+            ["promtool", "check", "metrics"], input=scrape.encode(), capture_output=True
+        )
+        assert lint.returncode == 0, lint.stdout + lint.stderr
     finally:
         worker.terminate()
         worker.wait(timeout=60)
