@@ -19,7 +19,7 @@ from typing import Any
 
 import faust
 
-from agents.ingest import dead_letter
+from agents.ingest import WATERMARK_HEADER, dead_letter
 from agents.processor import FamilyProcessor
 from agents.runtime import Runtime
 from schemas.validate import Rejection
@@ -61,8 +61,10 @@ def register_family(
     agent_name: str,
     table_name: str,
     table_help: str,
+    track_watermark: bool = False,
 ) -> tuple[Any, Any, TablePort]:
-    """Declare the family's table and agent on `app`."""
+    """Declare the family's table and agent on `app`. With `track_watermark`, the agent records
+    the ingest watermark stamped on what it has processed (`Runtime.processed_watermarks`)."""
     table = app.Table(
         table_name,
         key_type=bytes,
@@ -87,6 +89,9 @@ def register_family(
         async for event in stream.events():
             message = event.message
             headers = dict(message.headers or ())
+            stamp = headers.get(WATERMARK_HEADER) if track_watermark else None
+            if stamp is not None:
+                runtime.processed_watermarks[message.partition] = int(stamp)
             event_type = headers.get("cx-type")
             if event_type is not None and event_type not in types:
                 continue

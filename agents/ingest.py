@@ -4,8 +4,10 @@ Input: every configured source topic (`cx.raw.<channel>`), any key, raw bytes.
 Table: `source_partitions`, keyed `topic:partition`, one value per source partition: the next
 offset to count, the latest event time (recovers the watermark), rejected and late counts.
 Output: `cx.events` keyed by `customer_id` with the normalised event and headers `cx-source`
-(`topic:partition:offset`, the dedup reference downstream) and `cx-type`; `cx.dlq` keyed by
-the source key with the dead letter (original bytes in base64, source coordinates, reason).
+(`topic:partition:offset`, the dedup reference downstream), `cx-type` and `cx-watermark`
+(ingest's watermark when it sent the event, in epoch ms: what downstream timers may act on);
+`cx.dlq` keyed by the source key with the dead letter (original bytes in base64, source
+coordinates, reason).
 Metrics: `cx_events_rejected_total{reason}`, `cx_events_late_total{channel}`, the watermark.
 
 Bad event: dead-lettered and counted; the partition goes on. What stops the worker: only a
@@ -28,10 +30,11 @@ from schemas.validate import Rejection
 
 log = logging.getLogger(__name__)
 DEAD_LETTER_SCHEMA = "cx.dead_letter/v1"
+WATERMARK_HEADER = "cx-watermark"
 
 
 def dead_letter(message: Any, rejection: Rejection) -> bytes:
-    """The `cx.dlq` value for a rejected message (JSON Schema: schemas/json/cx.dlq.json)."""
+    """The `cx.dlq` value for a rejected message (JSON Schema: schemas/json/cx.dlq.schema.json)."""
     return orjson.dumps(
         {
             "schema": DEAD_LETTER_SCHEMA,
@@ -104,15 +107,18 @@ async def _ingest(runtime: Runtime, table: Any, events: Any, dlq: Any, message: 
         await dlq.send(key=message.key, value=dead_letter(message, result))
         state.record(message.offset, None, rejected_key(result.reason))
     else:
+        now = time.monotonic()
+        watermark = runtime.watermark.value_ms(now)
         late = runtime.watermark.is_late(result.occurred_at_ms)
-        runtime.watermark.observe(ref, result.occurred_at_ms, time.monotonic())
+        runtime.watermark.observe(ref, result.occurred_at_ms, now)
+        headers = [
+            ("cx-source", f"{ref}:{message.offset}".encode()),
+            ("cx-type", result.type.encode()),
+        ]
+        if watermark is not None:
+            headers.append((WATERMARK_HEADER, str(watermark).encode()))
         await events.send(
-            key=result.customer_id.encode(),
-            value=orjson.dumps(result.payload),
-            headers=[
-                ("cx-source", f"{ref}:{message.offset}".encode()),
-                ("cx-type", result.type.encode()),
-            ],
+            key=result.customer_id.encode(), value=orjson.dumps(result.payload), headers=headers
         )
         state.record(
             message.offset, result.occurred_at_ms, late_key(result.channel) if late else None

@@ -37,12 +37,30 @@ class Runtime:
     families: Families = field(init=False)
     #: source "topic:partition" -> its bookkeeping, for active source partitions only
     sources: dict[str, SourcePartitionState] = field(default_factory=dict)
+    #: cx.events partition -> the ingest watermark stamped on the last message processed there
+    processed_watermarks: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.families = Families.build(self.config)
 
     def watermark_ms(self) -> int | None:
         return self.watermark.value_ms(time.monotonic())
+
+    def timer_watermark_ms(self, partition: int) -> int | None:
+        """The watermark timers of a `cx.events` partition may act on.
+
+        Ingest stamps its watermark W on every event it forwards; once a message stamped W is
+        processed on a partition, every on-time event older than W bound for that partition
+        came before it. So timers use the stamp, not ingest's newer view, and cannot fire for
+        a conversation whose answer is still in flight. When the input has been idle for the
+        idle timeout, nothing is in flight any more and ingest's watermark applies.
+        """
+        stamped = self.processed_watermarks.get(partition)
+        if self.watermark.all_idle(time.monotonic()):
+            current = self.watermark_ms()
+            if current is not None and (stamped is None or current > stamped):
+                return current
+        return stamped
 
     def ingest_totals_by_partition(self) -> dict[int, dict[str, int]]:
         merged: dict[int, dict[str, int]] = {}

@@ -33,14 +33,15 @@ def register(app: faust.App, runtime: Runtime, events: Any, dlq: Any) -> TablePo
         table_name="customer_conversations",
         table_help="Per customer: open and recent conversations, seen event ids, and the "
         "customer's contribution to every service-level series.",
+        track_watermark=True,
     )
 
     async def settle_service_timers() -> None:
-        watermark = runtime.watermark_ms()
-        if watermark is None:
-            return
         for partition in list(processor.views):
-            processor.fire_timers(partition, watermark, port.get, port.put_outside(partition))
+            watermark = runtime.timer_watermark_ms(partition)
+            if watermark is not None:
+                put = port.put_outside(partition)
+                processor.fire_timers(partition, watermark, port.get, put)
 
     app.timer(SETTLE_INTERVAL_S, name="settle_service_timers")(settle_service_timers)
     return port

@@ -74,6 +74,12 @@ class Watermark:
             self._value_ms = candidate
         return self._value_ms
 
+    def all_idle(self, wall_s: float) -> bool:
+        """No source partition has shown data for the idle timeout: the input is drained."""
+        return bool(self._partitions) and all(
+            wall_s - p.seen_wall_s >= self.idle_timeout_s for p in self._partitions.values()
+        )
+
     def is_late(self, occurred_at_ms: int) -> bool:
         """Older than the watermark last computed: late (counted, still applied)."""
         return self._value_ms is not None and occurred_at_ms < self._value_ms

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -291,7 +292,7 @@ async def _with_producer(settings: Settings, use: Callable[[Any], Any]) -> Any:
 
 @app.command()
 def generate(
-    customers: int = typer.Option(1000, envvar="CXPULSE_CUSTOMERS", help="Number of customers."),
+    customers: int = typer.Option(10000, envvar="CXPULSE_CUSTOMERS", help="Number of customers."),
     rate: float = typer.Option(50.0, envvar="CXPULSE_RATE", help="Events per second."),
     duration: float | None = typer.Option(
         None, envvar="CXPULSE_DURATION", help="Seconds of traffic (default: until Ctrl-C)."
@@ -308,10 +309,13 @@ def generate(
         None,
         "--output",
         "-o",
-        help="Write JSON Lines here instead of producing to Kafka (- for stdout).",
+        help="Write JSON Lines here (- for stdout), as fast as possible, instead of producing "
+        "to Kafka paced by --rate.",
     ),
-    realtime: bool = typer.Option(
-        True, help="Pace by wall clock (with --output: write as fast as possible unless set)."
+    start: str | None = typer.Option(
+        None,
+        envvar="CXPULSE_START",
+        help="Event time of the first event, RFC 3339 (default: now).",
     ),
     bootstrap_servers: str | None = BOOTSTRAP,
 ) -> None:
@@ -321,6 +325,7 @@ def generate(
         from pipeline.generator import GeneratorConfig, TrafficGenerator, parse_incident
 
         config = GeneratorConfig(
+            start=_parse_start(start),
             customers=customers,
             rate=rate,
             duration_s=duration,
@@ -335,6 +340,20 @@ def generate(
         _produce_generated(settings, messages, rate)
 
     _run(go)
+
+
+def _parse_start(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC).replace(microsecond=0)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"--start {value!r}: use RFC 3339, e.g. 2026-11-22T08:00:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        raise ConfigurationError(f"--start {value!r} needs an offset, e.g. Z or +01:00")
+    return moment
 
 
 def _write_jsonl(messages: Iterator[Any], output: Path) -> None:
@@ -414,7 +433,7 @@ def demo(
     metrics_port: int | None = METRICS_PORT,
     rate: float = typer.Option(100.0, envvar="CXPULSE_RATE", help="Generated events per second."),
     customers: int = typer.Option(
-        2000, envvar="CXPULSE_CUSTOMERS", help="Number of simulated customers."
+        20000, envvar="CXPULSE_CUSTOMERS", help="Number of simulated customers."
     ),
     incident: list[str] = typer.Option(
         [], envvar="CXPULSE_INCIDENT", help="Scripted incident, e.g. outage:chat@10m+15m."

@@ -53,9 +53,11 @@ DEFAULT_MAX_BYTES: Final = 1024 * 1024
 MAX_ID_LENGTH: Final = 128
 
 _TIMESTAMP = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$"
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt]([0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{1,9}))?"
+    r"([Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 )
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_DECIMAL_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_CURRENCY = re.compile(r"[A-Z]{3}")
 _MAX_AMOUNT: Final = Decimal(10) ** 15
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND: Final = timedelta(milliseconds=1)
@@ -85,7 +87,7 @@ def parse_timestamp_ms(value: object, field: str) -> int:
     """RFC 3339 with an explicit offset to epoch milliseconds (sub-millisecond digits dropped)."""
     if not isinstance(value, str):
         raise _Invalid("invalid_field", f"{field} must be an RFC 3339 string, got {_kind(value)}")
-    match = _TIMESTAMP.match(value)
+    match = _TIMESTAMP.fullmatch(value)
     if match is None:
         raise _Invalid(
             "invalid_field",
@@ -133,8 +135,10 @@ def _amount_micros(obj: dict[str, Any], name: str) -> int:
     if isinstance(value, float) and not math.isfinite(value):
         raise _Invalid("invalid_field", f"{name} must be a finite number")
     text = value if isinstance(value, str) else repr(value)
+    if not _DECIMAL_TEXT.fullmatch(text):
+        raise _Invalid("invalid_field", f"{name} must be a decimal number >= 0, like 19.99")
     try:
-        number = Decimal(text.strip())
+        number = Decimal(text)
     except InvalidOperation:
         raise _Invalid("invalid_field", f"{name} must be a decimal number >= 0") from None
     if not number.is_finite() or number < 0 or number >= _MAX_AMOUNT:
@@ -226,7 +230,7 @@ class EventValidator:
             return details
         if event_type == "order.placed":
             currency = _field(obj, "currency")
-            if not isinstance(currency, str) or not _CURRENCY.match(currency):
+            if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
                 raise _Invalid("invalid_field", "currency must be an ISO 4217 code like EUR")
             return {
                 "order_id": _identifier(obj, "order_id"),

@@ -115,9 +115,9 @@ class Store:
 def totals_after(processor: FamilyProcessor[Any], events: Iterable[Event]) -> dict[str, int]:
     """Feed every event through the processor (partition 0); the partition's KPI totals."""
     store = Store()
-    for e in events:
+    for offset, e in enumerate(events):
         ref = f"cx.raw.{e.channel}:0:{e.event_id}"
-        assert processor.handle(store.get, store.put, 0, e, ref) is not None
+        assert processor.handle(store.get, store.put, 0, offset, e, ref) is not None
     return {
         k: v
         for k, v in processor.views[0].totals.items()
@@ -264,15 +264,17 @@ def test_refund_stamped_before_its_request_counts_as_zero_wait() -> None:
 def test_completed_returns_are_forgotten_after_retention() -> None:
     family = Commerce(KpiConfig())
     state = CommerceState()
-    for e in [
-        return_requested(DAY0_MS, "r-1", "other"),
-        refund(DAY0_MS + HOUR_MS, "r-1"),
-        return_requested(DAY0_MS, "r-2", "other"),  # refund still awaited: kept
-    ]:
-        process_event(family, state, e, e.event_id)
+    for offset, e in enumerate(
+        [
+            return_requested(DAY0_MS, "r-1", "other"),
+            refund(DAY0_MS + HOUR_MS, "r-1"),
+            return_requested(DAY0_MS, "r-2", "other"),  # refund still awaited: kept
+        ]
+    ):
+        assert process_event(family, state, e, e.event_id, offset) is not None
     # retention = 7 d + 1 d; an event 8 d + 1 h + 1 ms after the refund drops r-1
     later = order(DAY0_MS + HOUR_MS + 8 * DAY_MS + 1, "o-9", 1, "EUR")
-    process_event(family, state, later, later.event_id)
+    assert process_event(family, state, later, later.event_id, 3) is not None
     assert set(state.returns) == {"r-2"}
 
 
@@ -280,9 +282,14 @@ def test_commerce_state_survives_a_json_round_trip() -> None:
     family = Commerce(KpiConfig())
     state = CommerceState()
     request = return_requested(DAY0_MS, "r-1", "damaged")
-    process_event(family, state, request, "cx.raw.returns:0:1")
+    assert process_event(family, state, request, "cx.raw.returns:0:1", 1) is not None
     restored = family.from_json(orjson.loads(orjson.dumps(family.to_json(state))))
-    deltas = process_event(family, restored, refund(DAY0_MS + HOUR_MS, "r-1"), "cx.raw.returns:0:2")
+    # the last applied offset survives the round trip: offset 1 again is a redelivery
+    assert restored.ledger.last_offset == 1
+    assert process_event(family, restored, request, "cx.raw.returns:0:1", 1) is None
+    deltas = process_event(
+        family, restored, refund(DAY0_MS + HOUR_MS, "r-1"), "cx.raw.returns:0:2", 2
+    )
     assert deltas == {
         "cx_events_total|returns|refund.issued": 1,
         "cx_refund_seconds|0": 1,
@@ -388,9 +395,14 @@ def test_churned_customers_counter() -> None:
 def test_duplicate_survey_answer_is_counted_once() -> None:
     processor, store = feedback(), Store()
     first = answer("nps", 10)
-    assert processor.handle(store.get, store.put, 0, first, "cx.raw.survey:0:1") is not None
-    again = processor.handle(store.get, store.put, 0, first, "cx.raw.survey:0:2")
+    assert processor.handle(store.get, store.put, 0, 1, first, "cx.raw.survey:0:1") is not None
+    again = processor.handle(store.get, store.put, 0, 2, first, "cx.raw.survey:0:2")
     assert again == {"cx_events_duplicate_total": 1}
+    # either message delivered again (same offset, or re-sent by ingest at a new offset with
+    # the same source ref) changes nothing
+    assert processor.handle(store.get, store.put, 0, 2, first, "cx.raw.survey:0:2") is None
+    assert processor.handle(store.get, store.put, 0, 3, first, "cx.raw.survey:0:1") is None
+    assert processor.handle(store.get, store.put, 0, 4, first, "cx.raw.survey:0:2") is None
     assert processor.views[0].totals == {
         "cx_events_total|chat|survey.answered": 1,
         "cx_survey_responses_total|nps|chat|promoter": 1,
@@ -401,11 +413,12 @@ def test_duplicate_survey_answer_is_counted_once() -> None:
 
 def test_feedback_rebuild_gives_the_same_totals() -> None:
     live, store = feedback(), Store()
-    for partition, e in [
-        (0, answer("nps", 3, customer="c-1")),
-        (2, answer("ces", 6, customer="c-2")),
+    for partition, offset, e in [
+        (0, 0, answer("nps", 3, customer="c-1")),
+        (2, 0, answer("ces", 6, customer="c-2")),
     ]:
-        live.handle(store.get, store.put, partition, e, f"cx.raw.survey:0:{e.event_id}")
+        ref = f"cx.raw.survey:0:{e.event_id}"
+        assert live.handle(store.get, store.put, partition, offset, e, ref) is not None
     rebuilt = feedback()
     rebuilt.rebuild(store.data.items(), [0, 2])
     assert rebuilt.totals_by_partition() == live.totals_by_partition()
