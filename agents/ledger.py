@@ -39,6 +39,16 @@ def bucket_index(bounds: tuple[float, ...], value_ms: int) -> int:
     return len(bounds)
 
 
+def add_into(totals: dict[str, int], deltas: Mapping[str, int]) -> None:
+    """Add series changes to totals; a series back at zero is dropped, as if never touched."""
+    for key, delta in deltas.items():
+        value = totals.get(key, 0) + delta
+        if value:
+            totals[key] = value
+        else:
+            totals.pop(key, None)
+
+
 @dataclass(slots=True)
 class Ledger:
     """Seen event ids (bounded by an event-time horizon) and additive series contributions."""
@@ -77,13 +87,7 @@ class Ledger:
             del self.seen[key]
 
     def add(self, deltas: Mapping[str, int]) -> None:
-        totals = self.totals
-        for key, delta in deltas.items():
-            value = totals.get(key, 0) + delta
-            if value:
-                totals[key] = value
-            else:
-                totals.pop(key, None)
+        add_into(self.totals, deltas)
 
     def to_json(self) -> dict[str, Any]:
         return {"seen": self.seen, "totals": self.totals, "offset": self.last_offset}

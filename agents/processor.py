@@ -17,7 +17,7 @@ from typing import Any, Generic
 import orjson
 
 from agents.family import Family, S, process_event
-from agents.ledger import Deltas
+from agents.ledger import Deltas, add_into
 from agents.service_logic import Conversation, ServiceLevels, ServiceState
 from schemas.events import Event
 
@@ -36,13 +36,7 @@ class PartitionView:
     timers: list[tuple[int, str, str]] = field(default_factory=list)
 
     def add(self, deltas: Mapping[str, int]) -> None:
-        totals = self.totals
-        for key, delta in deltas.items():
-            value = totals.get(key, 0) + delta
-            if value:
-                totals[key] = value
-            else:
-                totals.pop(key, None)
+        add_into(self.totals, deltas)
 
     def oldest_unanswered_ms(self) -> dict[str, int]:
         return {channel: min(waits.values()) for channel, waits in self.unanswered.items() if waits}

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from pipeline.generator_service import DAY, HOUR, MINUTE, conversation_journey, survey_journey
 from pipeline.generator_world import Customer, Journey, World, format_timestamp
+from schemas.events import RETURN_REASONS
 
 # Gaps between steps as mixtures of uniform ranges: (weight, low, high) in seconds.
 Mixture = Sequence[tuple[float, float, float]]
@@ -34,15 +35,6 @@ P_RETURN, P_RETURN_LATE = 0.12, 0.30
 P_REFUND = 0.9
 _P_RETURN_ANY = P_LATE * P_RETURN_LATE + (1 - P_LATE) * P_RETURN
 _P_LATE_GIVEN_RETURN = P_LATE * P_RETURN_LATE / _P_RETURN_ANY
-RETURN_REASONS = (
-    "damaged",
-    "wrong_item",
-    "not_as_described",
-    "size_fit",
-    "late_delivery",
-    "changed_mind",
-    "other",
-)
 RETURN_REASON_WEIGHTS = (15.0, 10.0, 15.0, 30.0, 3.0, 20.0, 7.0)
 
 

@@ -11,21 +11,13 @@ and workers equal those of one process, to the last digit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 NAMESPACE: Final = "cx.event"
 SCHEMA_VERSION: Final = 1
 
 Channel = Literal["chat", "email", "phone", "social", "shop", "returns", "web"]
-CHANNELS: Final[tuple[Channel, ...]] = (
-    "chat",
-    "email",
-    "phone",
-    "social",
-    "shop",
-    "returns",
-    "web",
-)
+CHANNELS: Final[tuple[Channel, ...]] = get_args(Channel)
 #: Source topics are one per channel plus one for survey answers.
 SOURCE_KINDS: Final[tuple[str, ...]] = (*CHANNELS, "survey")
 
@@ -54,22 +46,10 @@ CONVERSATION_TYPES: Final = frozenset(
 COMMERCE_TYPES: Final = frozenset(
     {"order.placed", "order.delivered", "return.requested", "refund.issued"}
 )
-EVENT_TYPES: Final[tuple[EventType, ...]] = (
-    "conversation.opened",
-    "message.received",
-    "message.sent",
-    "conversation.resolved",
-    "conversation.reopened",
-    "order.placed",
-    "order.delivered",
-    "return.requested",
-    "refund.issued",
-    "survey.answered",
-    "customer.churned",
-)
+EVENT_TYPES: Final[tuple[EventType, ...]] = get_args(EventType)
 
 Author = Literal["agent", "bot", "system"]
-AUTHORS: Final[tuple[Author, ...]] = ("agent", "bot", "system")
+AUTHORS: Final[tuple[Author, ...]] = get_args(Author)
 
 ReturnReason = Literal[
     "damaged",
@@ -80,15 +60,7 @@ ReturnReason = Literal[
     "changed_mind",
     "other",
 ]
-RETURN_REASONS: Final[tuple[ReturnReason, ...]] = (
-    "damaged",
-    "wrong_item",
-    "not_as_described",
-    "size_fit",
-    "late_delivery",
-    "changed_mind",
-    "other",
-)
+RETURN_REASONS: Final[tuple[ReturnReason, ...]] = get_args(ReturnReason)
 
 Survey = Literal["nps", "csat", "ces"]
 #: Inclusive score range per survey kind.

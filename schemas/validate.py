@@ -14,7 +14,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, Literal, cast, get_args
 
 import orjson
 
@@ -41,14 +41,7 @@ RejectReason = Literal[
     "unsupported_version",
     "too_large",
 ]
-REJECT_REASONS: Final[tuple[RejectReason, ...]] = (
-    "invalid_json",
-    "missing_field",
-    "invalid_field",
-    "unknown_type",
-    "unsupported_version",
-    "too_large",
-)
+REJECT_REASONS: Final[tuple[RejectReason, ...]] = get_args(RejectReason)
 DEFAULT_MAX_BYTES: Final = 1024 * 1024
 MAX_ID_LENGTH: Final = 128
 
