@@ -443,12 +443,21 @@ def demo(
 
     def go() -> None:
         settings = load_settings(bootstrap_servers=bootstrap_servers, metrics_port=metrics_port)
-        _demo(settings, rate, customers, incident)
+        try:
+            _demo(settings, rate, customers, incident)
+        except KeyboardInterrupt:
+            err.print("demo interrupted while starting; everything it started is stopped")
 
     _run(go)
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def _demo(settings: Settings, rate: float, customers: int, incidents: list[str]) -> None:
+    # SIGTERM (docker stop, timeout, kill) stops everything as cleanly as Ctrl-C does
+    signal.signal(signal.SIGTERM, _interrupt)
     local: LocalBroker | None = None
     children: list[subprocess.Popen[bytes]] = []
     bootstrap = settings.bootstrap_servers
