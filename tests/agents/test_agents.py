@@ -8,10 +8,10 @@ replacing the topics' `send` with a recorder. KPIs are read from the worker's ow
 Two limits of Faust's test wrapper shape these tests:
 - `put` stamps `message.topic` with the agent's topic name only when that topic has exactly
   one name (else `<internal>`), so the ingest tests configure a single source topic.
-- `put(wait=True)` returns once the stream has taken the value, before the agent body has
-  handled it. Tests therefore wait for the outcome itself (`_eventually`), or put a message
-  the agent skips as a barrier: the agent runs one event at a time, so once the barrier is
-  taken, everything before it is done.
+- `put(wait=True)` is woken when the stream takes the value, not when the agent body is
+  done with it, so it may return early once the body awaits real I/O. Tests therefore wait
+  for the outcome itself (`_eventually`), or put a message the agent skips as a barrier: the
+  agent runs one event at a time, so once the barrier is taken, everything before it is done.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 import pytest
+import pytest_asyncio
 from prometheus_client import CollectorRegistry
 
 from pipeline.app import Worker, create_app
@@ -35,7 +36,6 @@ SOURCE_TOPIC = "cx.raw.chat"
 SOURCE_PARTITION = 3
 EVENTS_PARTITION = 4
 LATENESS_MS = 300_000  # Settings.allowed_lateness_s default (300 s)
-T0 = "2026-11-22T10:00:00Z"
 T0_MS = int(datetime(2026, 11, 22, 10, tzinfo=UTC).timestamp() * 1000)
 
 
@@ -76,24 +76,25 @@ def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Harness:
     return Harness(worker, events, dlq)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="function")  # the tests' own loop
 async def ingest(harness: Harness) -> AsyncIterator[Any]:
     async with harness.worker.app.agents["validate_events"].test_context() as agent:
         yield agent
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="function")  # the tests' own loop
 async def service(harness: Harness) -> AsyncIterator[Any]:
     async with harness.worker.app.agents["track_service_levels"].test_context() as agent:
         yield agent
 
 
-async def _eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(poll(), timeout)
+async def _eventually(condition: Callable[[], bool]) -> None:
+    """Wait up to 5 s for the agent to reach `condition`."""
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the agent did not get there within 5 s")
 
 
 def _raw_event(event_id: str, kind: str, at_s: int, **extra: Any) -> dict[str, Any]:
@@ -237,9 +238,7 @@ CONVERSATION = [
 ]
 
 
-async def test_service_levels_first_response_and_resolution(
-    harness: Harness, service: Any
-) -> None:
+async def test_service_levels_first_response_and_resolution(harness: Harness, service: Any) -> None:
     for offset, event in enumerate(CONVERSATION):
         await _put_event(service, event, offset)
     await _barrier(service)
@@ -259,9 +258,7 @@ async def test_service_levels_first_response_and_resolution(
     assert harness.sample("cx_conversations_opened_total", channel="chat", partition=p) == 1
     assert harness.sample("cx_conversations_resolved_total", channel="chat", partition=p) == 1
     assert harness.sample("cx_resolution_seconds_sum", channel="chat", partition=p) == 600
-    assert (
-        harness.sample("cx_events_total", channel="chat", type="message.sent", partition=p) == 2
-    )
+    assert harness.sample("cx_events_total", channel="chat", type="message.sent", partition=p) == 2
     assert harness.sample("cx_events_duplicate_total", partition=p) == 0
 
     # The customer's state is in the table, tagged with its partition.
@@ -295,15 +292,11 @@ async def test_service_levels_redelivery_changes_nothing_and_duplicate_is_counte
     assert harness.sample("cx_events_duplicate_total", partition=p) == 1
     assert harness.sample("cx_first_response_seconds_count", channel="chat", partition=p) == 1
     assert harness.sample("cx_first_response_seconds_sum", channel="chat", partition=p) == 45
-    assert (
-        harness.sample("cx_events_total", channel="chat", type="message.sent", partition=p) == 2
-    )
+    assert harness.sample("cx_events_total", channel="chat", type="message.sent", partition=p) == 2
     assert harness.sample("cx_conversations_opened_total", channel="chat", partition=p) == 1
 
 
-async def test_service_levels_dead_letters_an_invalid_event(
-    harness: Harness, service: Any
-) -> None:
+async def test_service_levels_dead_letters_an_invalid_event(harness: Harness, service: Any) -> None:
     await service.put(
         b"not json",
         key=b"c1",
