@@ -520,6 +520,62 @@ def _wait_children(children: list[subprocess.Popen[bytes]]) -> None:
         raise CXPulseError(f"a demo process exited early: {failed}; see its log above")
 
 
+churn_app = typer.Typer(help="The churn-risk model: fit its parameters.", no_args_is_help=True)
+app.add_typer(churn_app, name="churn")
+
+
+@churn_app.command("fit")
+def churn_fit(
+    file: str = typer.Argument(..., help="JSON Lines file, .gz file, or - for stdin."),
+    until: str = typer.Option(
+        ...,
+        "--until",
+        envvar="CXPULSE_UNTIL",
+        help="Last instant of history: a date (the end of that UTC day) or RFC 3339.",
+    ),
+    output_format: str = typer.Option(
+        "text", "--format", envvar="CXPULSE_FORMAT", help="text (a table) or json."
+    ),
+) -> None:
+    """Fit BG/NBD parameters (r, alpha, a, b) from the order.placed events up to --until."""
+
+    def go() -> None:
+        from rich.progress import TextColumn
+
+        from pipeline.churn_fit import FORMATS, fit_file, format_result, parse_until
+        from schemas.validate import EventValidator
+
+        if output_format not in FORMATS:
+            raise ConfigurationError(
+                f"--format {output_format!r} is not supported: use {' or '.join(FORMATS)}"
+            )
+        until_ms = parse_until(until)
+        settings = load_settings()
+        validator = EventValidator(
+            max_bytes=settings.max_message_bytes, known_topics=settings.conversation_topics
+        )
+        # a live counter on a terminal only: logs and CI get the summary line below
+        counter = Progress(
+            TextColumn("{task.description}"),
+            TextColumn("{task.completed:,.0f} lines"),
+            console=err,
+            transient=True,
+            disable=not err.is_terminal,
+        )
+        with counter as progress:
+            task = progress.add_task(f"reading {file}", total=None)
+            run = fit_file(file, until_ms, validator, lambda n: progress.update(task, completed=n))
+        err.print(
+            f"read {run.lines} lines: {run.orders} orders used, {run.orders_after_until} after "
+            f"--until, {run.other_events} other events, {run.invalid_lines} invalid lines; "
+            f"fitted {run.result.customers} customers in {run.fit_seconds:.2f} s",
+            highlight=False,
+        )
+        sys.stdout.write(format_result(run.result, output_format))
+
+    _run(go)
+
+
 def main() -> None:
     app()
 

@@ -35,4 +35,29 @@ fi
 
 echo "setup: fetching Kafka jars (cached after the first run)" >&2
 .venv/bin/python -c "from pipeline.broker import ensure_kafka_jars, default_cache_dir, DEFAULT_KAFKA_VERSION as v; ensure_kafka_jars(v, default_cache_dir())"
+
+# The CDNOW sample (Fader, Hardie & Lee 2005) for the churn-fit test: it ships inside the
+# lifetimes wheel on PyPI; we keep the wheel and the extracted file in the cache, not the repo.
+cache_home=${XDG_CACHE_HOME:-}
+case "$cache_home" in /*) ;; *) cache_home="$HOME/.cache" ;; esac
+datasets="$cache_home/cxpulse/datasets"
+if [ ! -s "$datasets/CDNOW_sample.txt" ]; then
+  echo "setup: fetching the CDNOW sample into $datasets (cached after the first run)" >&2
+  mkdir -p "$datasets"
+  if ! compgen -G "$datasets/[Ll]ifetimes-0.11.3-*.whl" >/dev/null; then
+    .venv/bin/python -m pip download -q --no-deps lifetimes==0.11.3 -d "$datasets"
+  fi
+  .venv/bin/python - "$datasets" <<'PY'
+import sys
+import zipfile
+from pathlib import Path
+
+folder = Path(sys.argv[1])
+wheel = next(p for p in folder.iterdir() if p.name.lower().startswith("lifetimes-0.11.3-"))
+data = zipfile.ZipFile(wheel).read("lifetimes/datasets/CDNOW_sample.txt")
+partial = folder / "CDNOW_sample.txt.part"
+partial.write_bytes(data)
+partial.replace(folder / "CDNOW_sample.txt")
+PY
+fi
 echo "setup: done" >&2
