@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.config import REFUND_BUCKETS, KpiConfig
-from agents.ledger import Deltas, Ledger, bucket_index, series_key
+from agents.ledger import Deltas, Ledger, bucket_label, series_key
 from schemas.events import COMMERCE_TYPES, Event
 
 
@@ -79,7 +79,7 @@ class Commerce:
         requested, refunded = legs
         if requested is not None and refunded is not None:
             waited = max(refunded - requested, 0)
-            deltas.inc(series_key("cx_refund_seconds", str(bucket_index(REFUND_BUCKETS, waited))))
+            deltas.inc(series_key("cx_refund_seconds", bucket_label(REFUND_BUCKETS, waited)))
             deltas.inc("cx_refund_seconds:sum_ms", waited)
 
     def _forget(self, state: CommerceState, now_ms: int) -> None:

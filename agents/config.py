@@ -44,6 +44,7 @@ class KpiConfig:
     fcr_horizon_ms: int = 7 * DAY_MS
     dedup_horizon_ms: int = DAY_MS
     allowed_lateness_ms: int = 5 * 60_000
+    tombstone_retention_ms: int = 30 * DAY_MS
     currencies: tuple[str, ...] = DEFAULT_CURRENCIES
 
     def frt_target_ms(self, channel: str) -> int:

@@ -19,6 +19,7 @@ from typing import Any
 
 import faust
 
+from agents.fatal import stop_worker
 from agents.ingest import WATERMARK_HEADER, dead_letter
 from agents.processor import FamilyProcessor
 from agents.runtime import Runtime
@@ -64,7 +65,8 @@ def register_family(
     track_watermark: bool = False,
 ) -> tuple[Any, Any, TablePort]:
     """Declare the family's table and agent on `app`. With `track_watermark`, the agent records
-    the ingest watermark stamped on what it has processed (`Runtime.processed_watermarks`)."""
+    the ingest watermark stamped on what it has processed (`Runtime.note_processed`) and is
+    the one that dead-letters an invalid message found on `cx.events`."""
     table = app.Table(
         table_name,
         key_type=bytes,
@@ -87,33 +89,35 @@ def register_family(
 
     async def agent(stream: Any) -> None:
         async for event in stream.events():
-            message = event.message
-            headers = dict(message.headers or ())
-            stamp = headers.get(WATERMARK_HEADER) if track_watermark else None
-            if stamp is not None:
-                runtime.processed_watermarks[message.partition] = int(stamp)
-            event_type = headers.get("cx-type")
-            if event_type is not None and event_type not in types:
-                continue
-            result = runtime.validator.validate(message.value or b"", "")
-            if isinstance(result, Rejection):
+            try:
+                await handle(event.message)
+            except Exception as exc:
+                stop_worker(f"{agent_name} failed", exc)
+
+    async def handle(message: Any) -> None:
+        headers = dict(message.headers or ())
+        if track_watermark:
+            runtime.note_processed(message.partition, message.offset, headers.get(WATERMARK_HEADER))
+        event_type = headers.get("cx-type")
+        if event_type is not None and event_type not in types:
+            return
+        result = runtime.events_validator.validate(message.value or b"", "")
+        if isinstance(result, Rejection):
+            # only possible if something else writes cx.events; one agent dead-letters it
+            if track_watermark:
                 log.warning("%s: invalid event on %s: %s", agent_name, message.topic, result.detail)
                 await dlq.send(key=message.key, value=dead_letter(message, result))
-                continue
-            if result.type not in processor.family.types:
-                continue
-            source = headers.get("cx-source")
-            source_ref = (
-                source.decode()
-                if source
-                else f"{message.topic}:{message.partition}:{message.offset}"
-            )
-            processor.handle(
-                port.get, port.put, message.partition, message.offset, result, source_ref
-            )
-            runtime.recorder.event_processed(
-                agent_name, result.channel, time.time() - result.occurred_at_ms / 1000
-            )
+            return
+        if result.type not in processor.family.types:
+            return
+        source = headers.get("cx-source")
+        source_ref = (
+            source.decode() if source else f"{message.topic}:{message.partition}:{message.offset}"
+        )
+        processor.handle(port.get, port.put, message.partition, message.offset, result, source_ref)
+        runtime.recorder.event_processed(
+            agent_name, result.channel, time.time() - result.occurred_at_ms / 1000
+        )
 
     agent.__name__ = agent.__qualname__ = agent_name
     registered = app.agent(events, name=agent_name, concurrency=1)(agent)

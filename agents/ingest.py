@@ -24,6 +24,7 @@ from typing import Any
 import faust
 import orjson
 
+from agents.fatal import stop_worker
 from agents.ingest_logic import SourcePartitionState, late_key, rejected_key
 from agents.runtime import Runtime
 from schemas.validate import Rejection
@@ -84,7 +85,10 @@ def register(
     @app.agent(sources, name="validate_events", concurrency=1)
     async def validate_events(stream: Any) -> None:
         async for event in stream.events():
-            await _ingest(runtime, table, events, dlq, event.message)
+            try:
+                await _ingest(runtime, table, events, dlq, event.message)
+            except Exception as exc:
+                stop_worker("validate_events failed", exc)
 
     return validate_events, table
 

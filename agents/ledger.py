@@ -30,13 +30,24 @@ def split_key(key: str) -> tuple[str, tuple[str, ...]]:
     return metric, tuple(labels)
 
 
-def bucket_index(bounds: tuple[float, ...], value_ms: int) -> int:
-    """Index of the first histogram bucket whose upper bound (seconds) holds the value."""
+def format_bound(bound: float) -> str:
+    """A histogram bound as its `le` label value: `60`, `0.5`, `+Inf`."""
+    if bound == float("inf"):
+        return "+Inf"
+    return str(int(bound)) if bound == int(bound) else repr(bound)
+
+
+def bucket_label(bounds: tuple[float, ...], value_ms: int) -> str:
+    """The `le` of the first histogram bucket whose upper bound (seconds) holds the value.
+
+    Ledgers key histogram counts by the bound itself, not its position, so a change of the
+    configured buckets (a new FRT target) never shifts counts recovered from a changelog.
+    """
     seconds = value_ms / 1000
-    for index, bound in enumerate(bounds):
+    for bound in bounds:
         if seconds <= bound:
-            return index
-    return len(bounds)
+            return format_bound(bound)
+    return "+Inf"
 
 
 def add_into(totals: dict[str, int], deltas: Mapping[str, int]) -> None:

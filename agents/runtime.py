@@ -6,7 +6,9 @@ never import the pipeline package and tests can build a runtime of their own.
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -39,9 +41,34 @@ class Runtime:
     sources: dict[str, SourcePartitionState] = field(default_factory=dict)
     #: cx.events partition -> the ingest watermark stamped on the last message processed there
     processed_watermarks: dict[int, int] = field(default_factory=dict)
+    #: cx.events partition -> the offset of the last message the service agent processed
+    processed_offsets: dict[int, int] = field(default_factory=dict)
+    #: cx.events partition -> its high-water mark (next offset to be written), if known
+    events_highwater: Callable[[int], int | None] = lambda partition: None
+    #: validates what ingest already validated: no size limit (normalising may add bytes)
+    events_validator: EventValidator = field(init=False)
 
     def __post_init__(self) -> None:
         self.families = Families.build(self.config)
+        self.events_validator = EventValidator(
+            max_bytes=sys.maxsize, known_topics=self.validator.known_topics
+        )
+
+    def note_processed(self, partition: int, offset: int, stamp: bytes | None) -> None:
+        self.processed_offsets[partition] = offset
+        if stamp is not None:
+            self.processed_watermarks[partition] = int(stamp)
+
+    def forget_partitions(self, events_partitions: set[int], source_refs: set[str]) -> None:
+        """Partitions moved to another worker: stop exporting, timing and tracking them."""
+        for partition in events_partitions:
+            self.processed_watermarks.pop(partition, None)
+            self.processed_offsets.pop(partition, None)
+            for processor in self.families.all():
+                processor.views.pop(partition, None)
+        for ref in source_refs:
+            self.sources.pop(ref, None)
+            self.watermark.forget(ref)
 
     def watermark_ms(self) -> int | None:
         return self.watermark.value_ms(time.monotonic())
@@ -53,14 +80,22 @@ class Runtime:
         processed on a partition, every on-time event older than W bound for that partition
         came before it. So timers use the stamp, not ingest's newer view, and cannot fire for
         a conversation whose answer is still in flight. When the input has been idle for the
-        idle timeout, nothing is in flight any more and ingest's watermark applies.
+        idle timeout and this agent has read its partition to the end, nothing is in flight
+        any more and ingest's watermark applies.
         """
         stamped = self.processed_watermarks.get(partition)
-        if self.watermark.all_idle(time.monotonic()):
+        if self.watermark.all_idle(time.monotonic()) and self._caught_up(partition):
             current = self.watermark_ms()
             if current is not None and (stamped is None or current > stamped):
                 return current
         return stamped
+
+    def _caught_up(self, partition: int) -> bool:
+        highwater = self.events_highwater(partition)
+        processed = self.processed_offsets.get(partition)
+        if highwater is None:
+            return False
+        return highwater == 0 or (processed is not None and processed + 1 >= highwater)
 
     def ingest_totals_by_partition(self) -> dict[int, dict[str, int]]:
         merged: dict[int, dict[str, int]] = {}

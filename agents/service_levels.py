@@ -37,6 +37,8 @@ def register(app: faust.App, runtime: Runtime, events: Any, dlq: Any) -> TablePo
     )
 
     async def settle_service_timers() -> None:
+        if app.rebalancing:
+            return  # views are rebuilt once recovery completes
         for partition in list(processor.views):
             watermark = runtime.timer_watermark_ms(partition)
             if watermark is not None:

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.config import RESOLUTION_BUCKETS, KpiConfig
-from agents.ledger import Deltas, Ledger, bucket_index, series_key
+from agents.ledger import Deltas, Ledger, bucket_label, series_key
 from schemas.events import CONVERSATION_TYPES, Event
 
 OPEN, RESOLVED, SEEN = "open", "resolved", "seen"
 PENDING, YES, NO = "pending", "resolved_first_contact", "not_first_contact"
+FORGOTTEN = "forgotten"  # revived after it was forgotten: its outcome was settled before
 
 
 @dataclass(slots=True)
@@ -99,11 +100,15 @@ class ServiceState:
 
     ledger: Ledger = field(default_factory=Ledger)
     conversations: dict[str, Conversation] = field(default_factory=dict)
+    #: conversation id -> when it was last active, for conversations already forgotten: a
+    #: late event for one of them must not observe its FRT, resolution or FCR a second time
+    forgotten: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
             **self.ledger.to_json(),
             "conv": {key: conv.to_json() for key, conv in self.conversations.items()},
+            "gone": self.forgotten,
         }
 
     @classmethod
@@ -111,7 +116,11 @@ class ServiceState:
         conversations = {
             key: Conversation.from_json(value) for key, value in data.get("conv", {}).items()
         }
-        return cls(ledger=Ledger.from_json(data), conversations=conversations)
+        return cls(
+            ledger=Ledger.from_json(data),
+            conversations=conversations,
+            forgotten=dict(data.get("gone", {})),
+        )
 
 
 def _gauges(conv: Conversation) -> tuple[int, int]:
@@ -128,7 +137,7 @@ def _observe(
     deltas: Deltas, metric: str, channel: str, value_ms: int, bounds: tuple[float, ...]
 ) -> None:
     value_ms = max(value_ms, 0)
-    deltas.inc(series_key(metric, channel, str(bucket_index(bounds, value_ms))))
+    deltas.inc(series_key(metric, channel, bucket_label(bounds, value_ms)))
     deltas.inc(series_key(f"{metric}:sum_ms", channel), value_ms)
 
 
@@ -161,7 +170,9 @@ class ServiceLevels:
         deltas = Deltas()
         conv = state.conversations.get(event.conversation_id)
         if conv is None:
-            conv = state.conversations[event.conversation_id] = Conversation(event.channel)
+            conv = state.conversations[event.conversation_id] = self._revive(
+                state, event.conversation_id, event.channel
+            )
         before = _gauges(conv)
         at = event.occurred_at_ms
         kind = event.type
@@ -287,17 +298,39 @@ class ServiceLevels:
         deltas.inc(series_key("cx_backlog_conversations", conv.channel), is_open - before[0])
         deltas.inc(series_key("cx_unanswered_conversations", conv.channel), unanswered - before[1])
 
+    def _revive(self, state: ServiceState, conversation_id: str, channel: str) -> Conversation:
+        """A new conversation, or a forgotten one coming back (a late reopen): everything
+        observed once per conversation stays observed."""
+        last_ms = state.forgotten.pop(conversation_id, None)
+        if last_ms is None:
+            return Conversation(channel)
+        return Conversation(
+            channel,
+            status=RESOLVED,
+            opened_ms=last_ms,
+            resolved_ms=last_ms,
+            agent_messages=2,
+            fcr=FORGOTTEN,
+            breached=True,
+            frt_observed=True,
+            last_ms=last_ms,
+        )
+
     def _forget_settled(self, state: ServiceState, now_ms: int) -> None:
-        """Finished work leaves the state: resolved, settled and quiet past the retention."""
+        """Finished work leaves the state: not open, settled and quiet past the retention.
+        A forgotten id is remembered for the tombstone retention, then dropped as well."""
         cutoff = now_ms - self.config.conversation_retention_ms
         stale = [
             key
             for key, conv in state.conversations.items()
-            if conv.status == RESOLVED
+            if conv.status != OPEN
             and conv.fcr != PENDING
             and conv.last_ms < cutoff
             and conv.next_deadline_ms(self.config) is None
         ]
         for key in stale:
-            del state.conversations[key]
+            state.forgotten[key] = state.conversations.pop(key).last_ms
+        tombstone_cutoff = now_ms - self.config.tombstone_retention_ms
+        for key in [k for k, at in state.forgotten.items() if at < tombstone_cutoff]:
+            del state.forgotten[key]
         state.ledger.forget_before(now_ms - self.config.dedup_horizon_ms)

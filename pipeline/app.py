@@ -18,9 +18,11 @@ from typing import Any
 import faust
 from aiohttp import web
 from faust.sensors import Sensor
+from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from agents import commerce, feedback, ingest, service_levels
+from agents.fatal import stop_worker
 from agents.runtime import Runtime
 from agents.watermark import Watermark
 from pipeline.kafka_options import faust_credentials
@@ -32,7 +34,6 @@ from pipeline.metrics import (
 )
 from pipeline.settings import Settings
 from pipeline.topics import Topics, declare_topics
-from schemas.validate import EventValidator
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ class Worker:
 
 
 class _CommitSensor(Sensor):
-    """Feeds commit latency into our registry (Faust's own Prometheus sensor uses ms)."""
+    """Feeds commit latency into our registry (Faust's own Prometheus sensor uses ms), and
+    stops the worker when a write to Kafka fails, before a commit can step over it."""
 
     def __init__(self, metrics: StreamMetrics) -> None:
         super().__init__()
@@ -57,6 +59,9 @@ class _CommitSensor(Sensor):
 
     def on_commit_completed(self, consumer: Any, state: Any) -> None:
         self.metrics.commit_seconds.observe(time.monotonic() - state)
+
+    def on_send_error(self, producer: Any, exc: BaseException, state: Any) -> None:
+        stop_worker("a write to Kafka failed", exc)
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> Worker:
@@ -83,9 +88,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     kpi = settings.kpi_config()
     runtime = Runtime(
         config=kpi,
-        validator=EventValidator(
-            max_bytes=settings.max_message_bytes, known_topics=settings.conversation_topics
-        ),
+        validator=settings.validator(),
         watermark=Watermark(kpi.allowed_lateness_ms, settings.idle_timeout_s),
         topic_kinds=settings.topic_kinds(),
         recorder=stream_metrics,
@@ -95,11 +98,36 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     service_levels.register(app, runtime, topics.events, topics.dlq)
     feedback.register(app, runtime, topics.events, topics.dlq)
     commerce.register(app, runtime, topics.events, topics.dlq)
+    runtime.events_highwater = lambda partition: _highwater(app, settings.events_topic, partition)
+    _forget_revoked(app, runtime, settings)
     registry.register(KpiCollector(runtime))
     registry.register(ConsumerLagCollector(lambda: _consumer_lag(app)))
     app.sensors.add(_CommitSensor(stream_metrics))
     _serve_metrics(app, registry, settings.metrics_host, settings.metrics_port)
     return Worker(app, runtime, registry, topics)
+
+
+def _highwater(app: faust.App, topic: str, partition: int) -> int | None:
+    consumer = getattr(app, "_consumer", None)
+    if consumer is None:
+        return None
+    highwater: int | None = consumer.highwater(TP(topic, partition))
+    return highwater
+
+
+def _forget_revoked(app: faust.App, runtime: Runtime, settings: Settings) -> None:
+    """On revocation, drop the partitions' views at once, so no series is exported by two
+    workers and no timer writes a partition another worker now owns."""
+    sources = set(settings.source_topics.values())
+
+    async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
+        runtime.forget_partitions(
+            {tp.partition for tp in revoked if tp.topic == settings.events_topic},
+            {f"{tp.topic}:{tp.partition}" for tp in revoked if tp.topic in sources},
+        )
+
+    app.on_partitions_revoked.connect(on_revoked)
 
 
 def _consumer_lag(app: faust.App) -> dict[str, int]:

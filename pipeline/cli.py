@@ -410,14 +410,11 @@ def compute(
     def go() -> None:
         from pipeline.compute import compute_exposition
         from pipeline.replay import open_lines
-        from schemas.validate import EventValidator
 
         if output_format != "prometheus":
             raise ConfigurationError(f"--format {output_format!r} is not supported: use prometheus")
         settings = load_settings()
-        validator = EventValidator(
-            max_bytes=settings.max_message_bytes, known_topics=settings.conversation_topics
-        )
+        validator = settings.validator()
         try:
             lines = open_lines(file)
             sys.stdout.buffer.write(compute_exposition(lines, settings.kpi_config(), validator))
@@ -543,7 +540,6 @@ def churn_fit(
         from rich.progress import TextColumn
 
         from pipeline.churn_fit import FORMATS, fit_file, format_result, parse_until
-        from schemas.validate import EventValidator
 
         if output_format not in FORMATS:
             raise ConfigurationError(
@@ -551,9 +547,7 @@ def churn_fit(
             )
         until_ms = parse_until(until)
         settings = load_settings()
-        validator = EventValidator(
-            max_bytes=settings.max_message_bytes, known_topics=settings.conversation_topics
-        )
+        validator = settings.validator()
         # a live counter on a terminal only: logs and CI get the summary line below
         counter = Progress(
             TextColumn("{task.description}"),

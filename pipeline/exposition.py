@@ -20,7 +20,7 @@ from prometheus_client.core import (
 )
 
 from agents.config import REFUND_BUCKETS, RESOLUTION_BUCKETS
-from agents.ledger import split_key
+from agents.ledger import format_bound, split_key
 from schemas.events import CHANNELS, MICROS
 from schemas.validate import REJECT_REASONS
 
@@ -210,7 +210,7 @@ def build_families(
     for partition, totals in totals_by_partition.items():
         suffix = () if partition is None else (str(partition),)
         scalars: dict[tuple[str, tuple[str, ...]], float] = {}
-        histograms: dict[tuple[str, tuple[str, ...]], dict[int, int]] = {}
+        histograms: dict[tuple[str, tuple[str, ...]], dict[str, int]] = {}
         sums: dict[tuple[str, tuple[str, ...]], int] = {}
         for name, label_sets in PREINITIALISED.items():
             for labels in label_sets:
@@ -220,7 +220,7 @@ def build_families(
             if metric.endswith(":sum_ms"):
                 sums[(metric.removesuffix(":sum_ms"), labels)] = value
             elif SERIES[metric].kind == "histogram":
-                histograms.setdefault((metric, labels[:-1]), {})[int(labels[-1])] = value
+                histograms.setdefault((metric, labels[:-1]), {})[labels[-1]] = value
             else:
                 scalars[(metric, labels)] = value / SERIES[metric].divisor
         for (metric, labels), amount in sorted(scalars.items()):
@@ -241,15 +241,14 @@ def build_families(
 
 
 def _cumulative(
-    bounds: tuple[float, ...], counts: Mapping[int, int]
+    bounds: tuple[float, ...], counts: Mapping[str, int]
 ) -> Iterable[tuple[str, float]]:
+    """Cumulative buckets over the configured bounds and any bound a ledger still holds."""
+    stored = {float(le) for le in counts if le != "+Inf"}
     running = 0
-    for index, bound in enumerate(bounds):
-        running += counts.get(index, 0)
-        yield (_le(bound), float(running))
-    running += counts.get(len(bounds), 0)
+    for bound in sorted({*bounds, *stored}):
+        le = format_bound(bound)
+        running += counts.get(le, 0)
+        yield (le, float(running))
+    running += counts.get("+Inf", 0)
     yield ("+Inf", float(running))
-
-
-def _le(bound: float) -> str:
-    return str(int(bound)) if bound == int(bound) else str(bound)

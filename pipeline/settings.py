@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agents.config import DEFAULT_CURRENCIES, DEFAULT_FRT_TARGETS_S, KpiConfig
 from schemas.events import SOURCE_KINDS
-from schemas.validate import DEFAULT_MAX_BYTES
+from schemas.validate import DEFAULT_MAX_BYTES, EventValidator
 
 DEFAULT_TOPICS = ("billing", "delivery", "returns", "account", "product", "technical")
 
@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     allowed_lateness_s: float = Field(300, ge=0)
     idle_timeout_s: float = Field(60, gt=0)
     max_message_bytes: int = Field(DEFAULT_MAX_BYTES, gt=0)
+    max_future_s: float = Field(86400, gt=0)
     conversation_topics: tuple[str, ...] = DEFAULT_TOPICS
     currencies: tuple[str, ...] = DEFAULT_CURRENCIES
 
@@ -70,6 +71,14 @@ class Settings(BaseSettings):
                 f"unknown source kinds {unknown}: use {', '.join(SOURCE_KINDS)} as keys"
             )
         return value
+
+    def validator(self) -> EventValidator:
+        """The validator of source messages, as configured."""
+        return EventValidator(
+            max_bytes=self.max_message_bytes,
+            known_topics=self.conversation_topics,
+            max_future_ms=int(self.max_future_s * 1000),
+        )
 
     def kpi_config(self) -> KpiConfig:
         return KpiConfig(

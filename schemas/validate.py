@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -43,6 +44,7 @@ RejectReason = Literal[
 ]
 REJECT_REASONS: Final[tuple[RejectReason, ...]] = get_args(RejectReason)
 DEFAULT_MAX_BYTES: Final = 1024 * 1024
+DEFAULT_MAX_FUTURE_MS: Final = 86_400_000
 MAX_ID_LENGTH: Final = 128
 
 _TIMESTAMP = re.compile(
@@ -151,9 +153,18 @@ class EventValidator:
     """Validates raw messages against the contract; cheap to call, safe on any bytes."""
 
     def __init__(
-        self, *, max_bytes: int = DEFAULT_MAX_BYTES, known_topics: Collection[str] = ()
+        self,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        known_topics: Collection[str] = (),
+        max_future_ms: int | None = DEFAULT_MAX_FUTURE_MS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """`max_future_ms`: how far `occurred_at` may lie ahead of `clock()` (None: no limit);
+        one event stamped years ahead would otherwise drag the watermark along for good."""
         self.max_bytes = max_bytes
+        self.max_future_ms = max_future_ms
+        self.clock = clock
         self.known_topics = frozenset(known_topics)
 
     def validate(self, raw: bytes, source_kind: str) -> Event | Rejection:
@@ -187,6 +198,13 @@ class EventValidator:
         event_type: EventType = kind
         event_id = _identifier(obj, "event_id")
         occurred_at_ms = parse_timestamp_ms(_field(obj, "occurred_at"), "occurred_at")
+        if self.max_future_ms is not None:
+            limit_ms = int(self.clock() * 1000) + self.max_future_ms
+            if occurred_at_ms > limit_ms:
+                raise _Invalid(
+                    "invalid_field",
+                    f"occurred_at is more than {self.max_future_ms // 1000} s in the future",
+                )
         customer_id = _identifier(obj, "customer_id")
         channel = self._channel(obj, source_kind)
         payload = obj

@@ -26,7 +26,7 @@ def _e(n: int, kind: str, at: str, customer: str, channel: str, **extra: Any) ->
     return orjson.dumps(event)
 
 
-D = "2026-11-22T"
+D = "2026-10-22T"
 SURVEY_NPS = _e(17, "survey.answered", D + "10:15:00Z", "c4", "chat", survey="nps", score=10)
 
 LINES: list[bytes] = [
@@ -61,7 +61,7 @@ LINES: list[bytes] = [
     orjson.dumps({"event_id": "b6", "type": "message.received", "occurred_at": D + "10:43:00Z",
                   "customer_id": "c4", "channel": "chat", "conversation_id": "Y",
                   "schema_version": 2}),  # unsupported_version
-    _e(93, "message.received", "2026-11-22T10:44:00", "c4", "chat", conversation_id="Z"),  # no offset
+    _e(93, "message.received", "2026-10-22T10:44:00", "c4", "chat", conversation_id="Z"),  # no offset
     b"\xff\xfe{\"event_id\": \"b9\"}",  # invalid_json: not UTF-8
     orjson.dumps({"event_id": "b10", "type": "customer.churned", "occurred_at": D + "10:45:00Z",
                   "customer_id": "c9", "channel": "web", "note": "x" * MAX_BYTES}),  # too_large
@@ -70,26 +70,26 @@ LINES: list[bytes] = [
     _e(15, "conversation.opened", D + "11:00:00Z", "c3", "chat", conversation_id="D"),
     _e(16, "message.sent", D + "11:00:01Z", "c3", "chat", conversation_id="D", author="bot"),
     # c1 again, on email, within 7 days of A's resolution: a repeat contact -> A not FCR.
-    _e(7, "conversation.opened", "2026-11-23T09:00:00Z", "c1", "email", conversation_id="B"),
+    _e(7, "conversation.opened", "2026-10-23T09:00:00Z", "c1", "email", conversation_id="B"),
     # FRT email = 3 h = 10800 s (target 4 h)
-    _e(8, "message.sent", "2026-11-23T12:00:00Z", "c1", "email", conversation_id="B", author="agent"),
+    _e(8, "message.sent", "2026-10-23T12:00:00Z", "c1", "email", conversation_id="B", author="agent"),
     # resolution email = 4 h = 14400 s; FCR settled resolved_first_contact once the watermark
-    # passes 2026-11-30T13:00 (the last event, 2026-12-01T00:00, less 5 min lateness does)
-    _e(9, "conversation.resolved", "2026-11-23T13:00:00Z", "c1", "email", conversation_id="B"),
-    # late: promised 2026-11-24, delivered 2026-11-25
-    _e(22, "order.delivered", "2026-11-25T10:00:00Z", "c5", "shop", order_id="o1",
-       promised_at="2026-11-24T00:00:00Z"),
-    _e(24, "order.delivered", "2026-11-25T11:00:00Z", "c5", "shop", order_id="o2"),  # on time
-    _e(25, "return.requested", "2026-11-25T12:00:00Z", "c5", "returns", order_id="o1",
+    # passes 2026-10-30T13:00 (the last event, 2026-10-31T00:00, less 5 min lateness does)
+    _e(9, "conversation.resolved", "2026-10-23T13:00:00Z", "c1", "email", conversation_id="B"),
+    # late: promised 2026-10-24, delivered 2026-10-25
+    _e(22, "order.delivered", "2026-10-25T10:00:00Z", "c5", "shop", order_id="o1",
+       promised_at="2026-10-24T00:00:00Z"),
+    _e(24, "order.delivered", "2026-10-25T11:00:00Z", "c5", "shop", order_id="o2"),  # on time
+    _e(25, "return.requested", "2026-10-25T12:00:00Z", "c5", "returns", order_id="o1",
        return_id="r1", reason="late_delivery"),
     # time to refund = 1 day = 86400 s
-    _e(26, "refund.issued", "2026-11-26T12:00:00Z", "c5", "returns", return_id="r1", amount=19.99),
-    _e(27, "customer.churned", "2026-11-27T00:00:00Z", "c5", "web"),
-    _e(28, "survey.answered", "2026-12-01T00:00:00Z", "c1", "email", survey="nps", score=3),
+    _e(26, "refund.issued", "2026-10-26T12:00:00Z", "c5", "returns", return_id="r1", amount=19.99),
+    _e(27, "customer.churned", "2026-10-27T00:00:00Z", "c5", "web"),
+    _e(28, "survey.answered", "2026-10-31T00:00:00Z", "c1", "email", survey="nps", score=3),
 ]  # fmt: skip
 
 # The watermark at the end: the last event time less 5 minutes of allowed lateness.
-FINAL_WATERMARK_S = 1_796_083_200 - 300  # 2026-12-01T00:00:00Z - 300 s
+FINAL_WATERMARK_S = 1_793_404_800 - 300  # 2026-10-31T00:00:00Z - 300 s
 
 EXPECTED: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {
     # valid events, once each: 27 (28 event lines less one duplicate)
@@ -149,7 +149,7 @@ EXPECTED: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {
     ("cx_backlog_conversations", (("channel", "chat"),)): 1,
     ("cx_backlog_conversations", (("channel", "phone"),)): 0,
     ("cx_unanswered_conversations", (("channel", "chat"),)): 1,
-    # watermark - D opened = (2026-12-01T00:00 - 300 s) - 2026-11-22T11:00 = 738000 - 300
+    # watermark - D opened = (2026-10-31T00:00 - 300 s) - 2026-10-22T11:00 = 738000 - 300
     ("cx_oldest_unanswered_age_seconds", (("channel", "chat"),)): 737_700,
     ("cx_oldest_unanswered_age_seconds", (("channel", "email"),)): 0,
     ("cx_watermark_timestamp_seconds", ()): FINAL_WATERMARK_S,
