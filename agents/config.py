@@ -36,6 +36,11 @@ DEFAULT_FRT_TARGETS_S: Final = {
 DEFAULT_CURRENCIES: Final = ("EUR", "USD", "GBP", "CHF", "SEK", "DKK", "NOK", "PLN", "JPY", "CAD")
 
 
+def bucket_seconds(window_s: int) -> int:
+    """Window granularity: windows up to 6 h advance by the minute, longer ones by the hour."""
+    return 60 if window_s <= 6 * 3600 else 3600
+
+
 @dataclass(frozen=True, slots=True)
 class KpiConfig:
     """Everything the KPI logic reads besides the events themselves."""
@@ -45,6 +50,9 @@ class KpiConfig:
     dedup_horizon_ms: int = DAY_MS
     allowed_lateness_ms: int = 5 * 60_000
     tombstone_retention_ms: int = 30 * DAY_MS
+    #: rolling windows (seconds) and how long a window's buckets wait for late events
+    windows_s: tuple[int, ...] = (3600, 86400, 604800)
+    window_grace_ms: int = 5 * 60_000
     currencies: tuple[str, ...] = DEFAULT_CURRENCIES
 
     def frt_target_ms(self, channel: str) -> int:
@@ -58,6 +66,12 @@ class KpiConfig:
     def conversation_retention_ms(self) -> int:
         """How long a settled, resolved conversation is kept for late reopens and dedup."""
         return self.fcr_horizon_ms + self.dedup_horizon_ms
+
+    @property
+    def recent_retention_ms(self) -> int:
+        """How long a customer keeps its windowed changes: longest window, its bucket, grace."""
+        longest = max(self.windows_s)
+        return (longest + bucket_seconds(longest)) * 1000 + self.window_grace_ms
 
     def __post_init__(self) -> None:
         missing = [channel for channel in CHANNELS if channel not in self.frt_targets_s]

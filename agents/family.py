@@ -11,6 +11,7 @@ from typing import Protocol, TypeVar
 
 import orjson
 
+from agents.config import KpiConfig
 from agents.ledger import Deltas, Ledger, series_key
 from schemas.events import Event
 
@@ -22,6 +23,7 @@ class Family(Protocol[S]):
 
     name: str
     types: frozenset[str]
+    config: KpiConfig
 
     def new_state(self) -> S: ...
 
@@ -56,7 +58,8 @@ def process_event(
     if verdict == "duplicate":
         deltas.inc("cx_events_duplicate_total")
     else:
-        deltas.inc(series_key("cx_events_total", event.channel, event.type))
-        deltas.merge(family.apply(state, event).items())
+        applied = family.apply(state, event)
+        applied.inc(series_key("cx_events_total", event.channel, event.type))
+        deltas = applied
     ledger.add(deltas)
     return deltas

@@ -19,6 +19,24 @@ from typing import Any, Literal
 Verdict = Literal["new", "duplicate", "redelivery"]
 
 
+SAMPLE_PREFIX = "s|"
+#: series that rolling windows do not count: gauges, and histograms (windows keep samples)
+_NOT_WINDOWED = frozenset(
+    {
+        "cx_backlog_conversations",
+        "cx_unanswered_conversations",
+        "cx_first_response_seconds",
+        "cx_resolution_seconds",
+        "cx_refund_seconds",
+    }
+)
+
+
+def is_windowed(key: str) -> bool:
+    metric = key.split("|", 1)[0]
+    return metric not in _NOT_WINDOWED and not metric.endswith(":sum_ms")
+
+
 def series_key(metric: str, *labels: str) -> str:
     """The ledger key of one series: metric name and label values in declaration order."""
     return "|".join((metric, *labels))
@@ -69,6 +87,24 @@ class Ledger:
     totals: dict[str, int] = field(default_factory=dict)
     #: the last offset of the customer's input partition applied to this value
     last_offset: int = -1
+    #: [at_ms, key, value] of recent windowed changes and samples (`s|` keys), for the
+    #: rolling windows; pruned past the longest window plus grace (event time)
+    recent: list[list[Any]] = field(default_factory=list)
+
+    def remember(self, deltas: Deltas, at_ms: int) -> list[list[Any]]:
+        """Keep what the rolling windows need of one applied change; returns the entries."""
+        entries = [
+            [deltas.times.get(key, at_ms), key, value]
+            for key, value in deltas.items()
+            if is_windowed(key)
+        ]
+        entries += [[at_ms, SAMPLE_PREFIX + key, value_ms] for key, value_ms in deltas.samples]
+        self.recent += entries
+        return entries
+
+    def forget_recent_before(self, start_ms: int) -> None:
+        if self.recent and self.recent[0][0] < start_ms:
+            self.recent = [entry for entry in self.recent if entry[0] >= start_ms]
 
     def check(self, event_id: str, source_ref: str, occurred_at_ms: int, offset: int) -> Verdict:
         """Classify an event: new, a duplicate of another message, or the same message again.
@@ -101,7 +137,12 @@ class Ledger:
         add_into(self.totals, deltas)
 
     def to_json(self) -> dict[str, Any]:
-        return {"seen": self.seen, "totals": self.totals, "offset": self.last_offset}
+        return {
+            "seen": self.seen,
+            "totals": self.totals,
+            "offset": self.last_offset,
+            "recent": self.recent,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Ledger:
@@ -109,15 +150,28 @@ class Ledger:
             seen=dict(data.get("seen", {})),
             totals=dict(data.get("totals", {})),
             last_offset=data.get("offset", -1),
+            recent=list(data.get("recent", [])),
         )
 
 
 class Deltas(dict[str, int]):
-    """Changes to series contributions produced by applying one event."""
+    """Changes to series contributions produced by applying one event, plus what rolling
+    windows need: the raw values of histogram observations (`samples`) and, for changes
+    a timer settles, the event time they belong to (`times`; otherwise the event's own)."""
 
-    def inc(self, key: str, amount: int = 1) -> None:
+    def __init__(self) -> None:
+        super().__init__()
+        self.samples: list[tuple[str, int]] = []
+        self.times: dict[str, int] = {}
+
+    def inc(self, key: str, amount: int = 1, at_ms: int | None = None) -> None:
         if amount:
             self[key] = self.get(key, 0) + amount
+            if at_ms is not None:
+                self.times[key] = at_ms
+
+    def sample(self, key: str, value_ms: int) -> None:
+        self.samples.append((key, value_ms))
 
     def merge(self, other: Iterable[tuple[str, int]]) -> None:
         for key, amount in other:

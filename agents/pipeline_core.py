@@ -14,6 +14,7 @@ from agents.config import KpiConfig
 from agents.feedback_logic import Feedback
 from agents.processor import FamilyProcessor, ServiceProcessor
 from agents.service_logic import ServiceLevels
+from agents.windows import Partial
 
 
 @dataclass(slots=True)
@@ -40,6 +41,16 @@ class Families:
             if event_type in processor.family.types:
                 return processor
         raise KeyError(event_type)  # unreachable: every validated type has a family
+
+    def window_partial(self, partition: int, window_s: int, as_of_ms: int) -> Partial:
+        """One partition's window aggregate over every family."""
+        merged = Partial()
+        for processor in self.all():
+            view = processor.views.get(partition)
+            if view is not None:
+                view.windows.expire(as_of_ms)
+                merged.merge(view.windows.partial(window_s, as_of_ms))
+        return merged
 
     def totals_by_partition(self) -> dict[int, dict[str, int]]:
         merged: dict[int, dict[str, int]] = {}

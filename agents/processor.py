@@ -19,6 +19,7 @@ import orjson
 from agents.family import Family, S, process_event
 from agents.ledger import Deltas, add_into
 from agents.service_logic import Conversation, ServiceLevels, ServiceState
+from agents.windows import WindowView
 from schemas.events import Event
 
 Get = Callable[[str], bytes | None]
@@ -29,6 +30,7 @@ Put = Callable[[str, bytes], None]
 class PartitionView:
     """Derived, in-memory view of one partition of one family."""
 
+    windows: WindowView
     totals: dict[str, int] = field(default_factory=dict)
     #: channel -> (customer_id, conversation_id) -> opened_ms, for open unanswered conversations
     unanswered: dict[str, dict[tuple[str, str], int]] = field(default_factory=dict)
@@ -52,7 +54,7 @@ class FamilyProcessor(Generic[S]):
     def view(self, partition: int) -> PartitionView:
         view = self.views.get(partition)
         if view is None:
-            view = self.views[partition] = PartitionView()
+            view = self.views[partition] = PartitionView(WindowView(self.family.config))
         return view
 
     def load(self, raw: bytes | None) -> S:
@@ -72,9 +74,13 @@ class FamilyProcessor(Generic[S]):
         deltas = process_event(self.family, state, event, source_ref, offset)
         if deltas is None:
             return None
+        ledger = self.family.ledger(state)
+        entries = ledger.remember(deltas, event.occurred_at_ms)
+        ledger.forget_recent_before(event.occurred_at_ms - self.family.config.recent_retention_ms)
         put(event.customer_id, self.dump(state, partition))
         view = self.view(partition)
         view.add(deltas)
+        view.windows.add_entries(entries)
         self.after_apply(view, event.customer_id, state, event)
         return deltas
 
@@ -84,7 +90,9 @@ class FamilyProcessor(Generic[S]):
     def rebuild(self, items: Iterable[tuple[str, bytes]], partitions: Iterable[int]) -> None:
         """Recompute the views of the given partitions from the table's values."""
         wanted = set(partitions)
-        self.views = {partition: PartitionView() for partition in wanted}
+        self.views = {}
+        for partition in wanted:
+            self.view(partition)
         for customer_id, raw in items:
             data: dict[str, Any] = orjson.loads(raw)
             partition = data["p"]
@@ -92,7 +100,9 @@ class FamilyProcessor(Generic[S]):
                 continue
             state = self.family.from_json(data["s"])
             view = self.views[partition]
-            view.add(self.family.ledger(state).totals)
+            ledger = self.family.ledger(state)
+            view.add(ledger.totals)
+            view.windows.add_entries(ledger.recent)
             self.index(view, customer_id, state)
 
     def index(self, view: PartitionView, customer_id: str, state: S) -> None:
@@ -156,8 +166,10 @@ class ServiceProcessor(FamilyProcessor[ServiceState]):
             state = self.load(get(customer_id))
             deltas = self.service.due(state, conversation_id, watermark_ms)
             state.ledger.add(deltas)
+            entries = state.ledger.remember(deltas, deadline)
             put(customer_id, self.dump(state, partition))
             view.add(deltas)
+            view.windows.add_entries(entries)
             self._track(
                 view, customer_id, conversation_id, state.conversations.get(conversation_id)
             )

@@ -127,10 +127,11 @@ def _gauges(conv: Conversation) -> tuple[int, int]:
     return int(conv.is_open), int(conv.is_unanswered)
 
 
-def _settle_fcr(conv: Conversation, outcome: str, deltas: Deltas) -> None:
+def _settle_fcr(conv: Conversation, outcome: str, deltas: Deltas, at_ms: int | None = None) -> None:
     if conv.fcr == PENDING:
         conv.fcr = outcome
-        deltas.inc(series_key("cx_first_contact_resolutions_total", conv.channel, outcome))
+        key = series_key("cx_first_contact_resolutions_total", conv.channel, outcome)
+        deltas.inc(key, at_ms=at_ms)
 
 
 def _observe(
@@ -139,6 +140,7 @@ def _observe(
     value_ms = max(value_ms, 0)
     deltas.inc(series_key(metric, channel, bucket_label(bounds, value_ms)))
     deltas.inc(series_key(f"{metric}:sum_ms", channel), value_ms)
+    deltas.sample(series_key(metric, channel), value_ms)
 
 
 class ServiceLevels:
@@ -200,10 +202,10 @@ class ServiceLevels:
             return deltas
         breach_at = conv.breach_deadline_ms(self.config)
         if breach_at is not None and breach_at < watermark_ms:
-            self._breach(conv, deltas)
+            self._breach(conv, deltas, at_ms=breach_at)
         fcr_at = conv.fcr_deadline_ms(self.config)
         if fcr_at is not None and fcr_at < watermark_ms:
-            _settle_fcr(conv, YES, deltas)
+            _settle_fcr(conv, YES, deltas, at_ms=fcr_at)
         return deltas
 
     def _opened(
@@ -262,10 +264,10 @@ class ServiceLevels:
         if conv.opened_ms is not None and end is not None and end - conv.opened_ms > target:
             self._breach(conv, deltas)
 
-    def _breach(self, conv: Conversation, deltas: Deltas) -> None:
+    def _breach(self, conv: Conversation, deltas: Deltas, at_ms: int | None = None) -> None:
         if not conv.breached:
             conv.breached = True
-            deltas.inc(series_key("cx_first_response_breaches_total", conv.channel))
+            deltas.inc(series_key("cx_first_response_breaches_total", conv.channel), at_ms=at_ms)
 
     def _resolved(self, state: ServiceState, conv: Conversation, at: int, deltas: Deltas) -> None:
         deltas.inc(series_key("cx_conversations_resolved_total", conv.channel))

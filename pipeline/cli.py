@@ -402,24 +402,28 @@ def _produce_generated(settings: Settings, messages: Iterator[Any], rate: float)
 def compute(
     file: str = typer.Argument(..., help="JSON Lines file, .gz file, or - for stdin."),
     output_format: str = typer.Option(
-        "prometheus", "--format", help="prometheus (the exposition)."
+        "prometheus",
+        "--format",
+        help="prometheus (the exposition) or json (the final cx.kpi snapshot per channel and "
+        "window, one JSON object per line).",
     ),
 ) -> None:
-    """Run the KPI logic on a JSON Lines file without Kafka; print the Prometheus exposition."""
+    """Run the KPI logic on a JSON Lines file without Kafka; print what the workers would."""
 
     def go() -> None:
-        from pipeline.compute import compute_exposition
+        from pipeline.compute import compute_exposition, compute_snapshots
         from pipeline.replay import open_lines
 
-        if output_format != "prometheus":
-            raise ConfigurationError(f"--format {output_format!r} is not supported: use prometheus")
+        if output_format not in ("prometheus", "json"):
+            raise ConfigurationError(f"--format {output_format!r}: use prometheus or json")
         settings = load_settings()
         validator = settings.validator()
-        try:
-            lines = open_lines(file)
+        lines = open_lines(file)
+        if output_format == "json":
+            for item in compute_snapshots(lines, settings.kpi_config(), validator):
+                sys.stdout.buffer.write(orjson.dumps(item) + b"\n")
+        else:
             sys.stdout.buffer.write(compute_exposition(lines, settings.kpi_config(), validator))
-        except FileNotFoundError:
-            raise ConfigurationError(f"no such file: {file}") from None
 
     _run(go)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -19,6 +20,7 @@ from prometheus_client.registry import Collector
 from agents.config import KpiConfig
 from agents.ingest_logic import late_key, rejected_key
 from agents.pipeline_core import Families
+from agents.windows import SNAPSHOT_CHANNELS, gauges_of, snapshot
 from pipeline.exposition import CONVERSATION_CHANNELS, build_families
 from pipeline.replay import route
 from schemas.events import SOURCE_KINDS
@@ -118,6 +120,30 @@ def watermark_families(
                 seconds = max(watermark_ms - opened, 0) / 1000
             age.add_metric([channel, *suffix], seconds)
     yield age
+
+
+def compute_snapshots(
+    lines: Iterable[bytes], config: KpiConfig, validator: EventValidator
+) -> list[dict[str, Any]]:
+    """Run the KPI logic over the lines; the final `cx.kpi` snapshot per channel and window,
+    as of the final watermark (None: no event, no snapshot)."""
+    run = OfflineRun(config, validator)
+    for line in lines:
+        run.feed(line)
+    run.settle()
+    if run.watermark_ms is None:
+        return []
+    gauges = gauges_of(run.totals())
+    result = []
+    for window_s in config.windows_s:
+        partial = run.families.window_partial(0, window_s, run.watermark_ms)
+        for channel in SNAPSHOT_CHANNELS:
+            result.append(
+                snapshot(
+                    channel, window_s, run.watermark_ms, partial.for_channel(channel), gauges, 1
+                )
+            )
+    return result
 
 
 def compute_exposition(

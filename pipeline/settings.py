@@ -20,6 +20,20 @@ from schemas.validate import DEFAULT_MAX_BYTES, EventValidator
 DEFAULT_TOPICS = ("billing", "delivery", "returns", "account", "product", "technical")
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration_s(text: str) -> int:
+    """`90s`, `15m`, `1h`, `7d` -> seconds (whole minutes at least, for window buckets)."""
+    number, unit = text[:-1], text[-1:]
+    if unit not in _UNITS or not number.isdigit() or int(number) == 0:
+        raise ValueError(f"{text!r} is not a duration like 15m, 1h or 7d")
+    seconds = int(number) * _UNITS[unit]
+    if seconds % 60:
+        raise ValueError(f"{text!r}: windows are whole minutes")
+    return seconds
+
+
 class Settings(BaseSettings):
     """CX Pulse settings; every field reads `CXPULSE_<FIELD>` (upper case)."""
 
@@ -41,6 +55,9 @@ class Settings(BaseSettings):
     events_topic: str = "cx.events"
     dlq_topic: str = "cx.dlq"
     kpi_topic: str = "cx.kpi"
+    kpi_partials_topic: str = "cx.kpi.partials"
+    snapshot_interval_s: float = Field(10, gt=0)
+    windows: tuple[str, ...] = ("1h", "24h", "7d")
     churn_topic: str = "cx.churn"
     partitions: int = Field(6, ge=1, le=1024)
     replication_factor: int = Field(1, ge=1)
@@ -80,8 +97,18 @@ class Settings(BaseSettings):
             max_future_ms=int(self.max_future_s * 1000),
         )
 
+    @field_validator("windows")
+    @classmethod
+    def _window_durations(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            parse_duration_s(item)
+        if not value:
+            raise ValueError("give at least one window, e.g. 1h,24h,7d")
+        return value
+
     def kpi_config(self) -> KpiConfig:
         return KpiConfig(
+            windows_s=tuple(parse_duration_s(w) for w in self.windows),
             frt_targets_s={**DEFAULT_FRT_TARGETS_S, **self.frt_targets},
             fcr_horizon_ms=int(self.fcr_horizon_s * 1000),
             dedup_horizon_ms=int(self.dedup_horizon_s * 1000),

@@ -1,7 +1,8 @@
 """Every Kafka topic CX Pulse reads or writes, declared in one place.
 
 Source topics (`cx.raw.<channel>`, configurable), `cx.events` (valid events keyed by
-customer), `cx.dlq` (dead letters), `cx.kpi` and `cx.churn` (downstream signals), and the
+customer), `cx.dlq` (dead letters), `cx.kpi` and `cx.churn` (downstream signals), the internal
+`cx.kpi.partials` (per-partition window aggregates on their way to one snapshot), and the
 compacted changelogs of the agents' tables (`<app_id>-<table>-changelog`, created by Faust
 and by `cxpulse topics create`). All use raw bytes: agents decode with orjson themselves.
 """
@@ -23,6 +24,8 @@ class Topics:
     sources: Any
     events: Any
     dlq: Any
+    kpi: Any
+    kpi_partials: Any
 
 
 def _raw(app: faust.App, *names: str, partitions: int, config: dict[str, Any] | None = None) -> Any:
@@ -48,6 +51,8 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
             partitions=settings.partitions,
             config={"max.message.bytes": settings.dlq_max_bytes},
         ),
+        kpi=_raw(app, settings.kpi_topic, partitions=settings.partitions),
+        kpi_partials=_raw(app, settings.kpi_partials_topic, partitions=settings.partitions),
     )
 
 
@@ -60,6 +65,7 @@ def topic_specs(settings: Settings) -> list[tuple[str, dict[str, str]]]:
         settings.events_topic,
         settings.dlq_topic,
         settings.kpi_topic,
+        settings.kpi_partials_topic,
     ]
     specs = [(name, plain) for name in names]
     specs[names.index(settings.dlq_topic)] = (

@@ -3,11 +3,14 @@ exactly what `cxpulse compute` prints for the same file (summed over partitions)
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from tests.exposition_parse import Key, expected_key, summed_samples
 from tests.integration.conftest import Pipeline, wait_for
@@ -110,3 +113,57 @@ def _without_timing(samples: dict[Key, float]) -> dict[Key, float]:
         for key, value in samples.items()
         if not key[0].startswith((*PROCESS_LOCAL, "cx_events_late_total"))
     }
+
+
+def test_kpi_snapshots_on_a_real_broker_equal_compute(pipeline: Pipeline, tmp_path: Path) -> None:
+    """`cx.kpi` carries a snapshot per channel and window; once drained, the live snapshots
+    equal `cxpulse compute --format json` on the same file."""
+    path = tmp_path / "known.jsonl"
+    path.write_bytes(jsonl())
+    offline = {
+        (s["channel"], s["window"]): s
+        for s in map(
+            orjson.loads, pipeline.cli("compute", str(path), "--format", "json").splitlines()
+        )
+    }
+    pipeline.env["CXPULSE_SNAPSHOT_INTERVAL_S"] = "1"
+    pipeline.cli("topics", "create")
+    worker = pipeline.start_worker()
+    try:
+        wait_for(lambda: pipeline.scrape() is not None, 90, "the worker's /metrics")
+        pipeline.cli("replay", str(path))
+        live = asyncio.run(_read_snapshots(pipeline, offline, within_s=120))
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    assert set(live) == set(offline)
+    for key, expected in offline.items():
+        assert {**live[key], "partitions": 1} == expected, key
+
+
+async def _read_snapshots(
+    pipeline: Pipeline, offline: dict[tuple[str, str], dict[str, object]], within_s: float
+) -> dict[tuple[str, str], dict[str, object]]:
+    """Latest snapshot per (channel, window) once every one is as of the final watermark."""
+    consumer = AIOKafkaConsumer(
+        pipeline.env["CXPULSE_KPI_TOPIC"],
+        bootstrap_servers=pipeline.env["CXPULSE_BOOTSTRAP_SERVERS"],
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    latest: dict[tuple[str, str], dict[str, object]] = {}
+    final = FINAL_WATERMARK_S * 1000
+    deadline = asyncio.get_running_loop().time() + within_s
+    try:
+        while asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=1000)
+            for records in batch.values():
+                for record in records:
+                    value = orjson.loads(record.value)
+                    assert record.key == value["channel"].encode()
+                    latest[(value["channel"], value["window"])] = value
+            if len(latest) == len(offline) and all(v["as_of_ms"] == final for v in latest.values()):
+                return latest
+    finally:
+        await consumer.stop()
+    raise AssertionError(f"no final snapshots within {within_s}s: {sorted(latest)}")
