@@ -45,13 +45,14 @@ class Runtime:
     processed_offsets: dict[int, int] = field(default_factory=dict)
     #: cx.events partition -> its high-water mark (next offset to be written), if known
     events_highwater: Callable[[int], int | None] = lambda partition: None
-    #: validates what ingest already validated: no size limit (normalising may add bytes)
+    #: validates what ingest already validated: no size limit (normalising may add bytes),
+    #: no clock (ingest's clock already judged it)
     events_validator: EventValidator = field(init=False)
 
     def __post_init__(self) -> None:
         self.families = Families.build(self.config)
         self.events_validator = EventValidator(
-            max_bytes=sys.maxsize, known_topics=self.validator.known_topics
+            max_bytes=sys.maxsize, known_topics=self.validator.known_topics, max_future_ms=None
         )
 
     def note_processed(self, partition: int, offset: int, stamp: bytes | None) -> None:

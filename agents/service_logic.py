@@ -306,10 +306,12 @@ class ServiceLevels:
         last_ms = state.forgotten.pop(conversation_id, None)
         if last_ms is None:
             return Conversation(channel)
+        # taken as answered: a reopen counts in the backlog, not as a new unanswered wait
         return Conversation(
             channel,
             status=RESOLVED,
             opened_ms=last_ms,
+            first_agent_ms=last_ms,
             resolved_ms=last_ms,
             agent_messages=2,
             fcr=FORGOTTEN,

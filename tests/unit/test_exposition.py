@@ -1,8 +1,9 @@
 """pipeline/exposition.py: ledger totals to Prometheus families (contract section 4), asserted on
 a fresh CollectorRegistry with get_sample_value.
 
-FRT buckets (s): 5 10 15 30 60 120 300 600 900 1800 3600 7200 14400 28800 86400 172800
-(indices 0..15, +Inf 16). Refund buckets (s): 3600 21600 86400 172800 ... (index 3 = 172800).
+FRT buckets (s): 5 10 15 30 60 120 300 600 900 1800 3600 7200 14400 28800 86400 172800, +Inf.
+Refund buckets (s): 3600 21600 86400 172800 ... Ledger keys name a histogram bucket by its upper
+bound, the `le` label value (`cx_first_response_seconds|chat|60`, overflow `...|+Inf`).
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ PARTITION_0: dict[str, int] = {
     "cx_order_value_total:micros|shop|EUR": 19_990_000,
     "cx_backlog_conversations|chat": 2,
     "cx_first_contact_resolutions_total|chat|resolved_first_contact": 1,
-    # one FRT of 45 s (index 4, le=60) and one of 200_000 s (+Inf, index 16)
-    "cx_first_response_seconds|chat|4": 1,
-    "cx_first_response_seconds|chat|16": 1,
+    # one FRT of 45 s (le=60) and one of 200_000 s (le=+Inf)
+    "cx_first_response_seconds|chat|60": 1,
+    "cx_first_response_seconds|chat|+Inf": 1,
     "cx_first_response_seconds:sum_ms|chat": 200_045_000,
-    # one refund after 2 days (index 3, le=172800)
-    "cx_refund_seconds|3": 1,
+    # one refund after 2 days (le=172800)
+    "cx_refund_seconds|172800": 1,
     "cx_refund_seconds:sum_ms": 172_800_000,
     "cx_survey_responses_total|nps|email|promoter": 2,
     "cx_survey_score_total|nps|email": 19,
@@ -42,8 +43,8 @@ PARTITION_0: dict[str, int] = {
 PARTITION_1: dict[str, int] = {
     "cx_events_total|chat|conversation.opened": 2,
     "cx_order_value_total:micros|shop|EUR": 5_010_000,
-    # two FRTs of 4 s each: index 0 (le=5)
-    "cx_first_response_seconds|chat|0": 2,
+    # two FRTs of 4 s each (le=5)
+    "cx_first_response_seconds|chat|5": 2,
     "cx_first_response_seconds:sum_ms|chat": 8_000,
 }
 
@@ -107,7 +108,7 @@ def test_scaling_is_exact_to_the_printed_digit() -> None:
         {
             None: {
                 "cx_order_value_total:micros|shop|EUR": 100_000,  # 0.10 EUR
-                "cx_refund_seconds|0": 1,
+                "cx_refund_seconds|3600": 1,
                 "cx_refund_seconds:sum_ms": 9,  # 0.009 s
             }
         }
@@ -142,11 +143,11 @@ def test_histogram_buckets_are_cumulative(registry: CollectorRegistry) -> None:
         labels = {"channel": "chat", "partition": partition, "le": le}
         return registry.get_sample_value("cx_first_response_seconds_bucket", labels)
 
-    # partition 0: one at index 4 (le=60), one in +Inf
+    # partition 0: one in le=60, one in +Inf
     assert [bucket(le) for le in ("5", "10", "15", "30")] == [0.0, 0.0, 0.0, 0.0]
     assert [bucket(le) for le in ("60", "120", "3600", "172800")] == [1.0, 1.0, 1.0, 1.0]
     assert bucket("+Inf") == 2.0
-    # partition 1: two at index 0, so every bucket holds both
+    # partition 1: two in le=5, so every bucket holds both
     assert bucket("5", "1") == 2.0
     assert bucket("172800", "1") == 2.0
     assert bucket("+Inf", "1") == 2.0
@@ -166,6 +167,43 @@ def test_histogram_has_one_bucket_per_bound_plus_inf() -> None:
         *("5", "10", "15", "30", "60", "120", "300", "600", "900", "1800"),
         *("3600", "7200", "14400", "28800", "86400", "172800", "+Inf"),
     ]
+
+
+def test_a_stored_bound_no_longer_configured_still_exports_in_order() -> None:
+    # counts recorded while 45 s was a bound (say, an FRT target since changed): 45 is not in
+    # FRT_BUCKETS, yet its bucket is exported between 30 and 60 and the buckets stay cumulative
+    assert 45.0 not in FRT_BUCKETS
+    registry = registry_for(
+        {
+            None: {
+                "cx_first_response_seconds|chat|30": 1,  # 20 s
+                "cx_first_response_seconds|chat|45": 2,  # 40 s, 45 s
+                "cx_first_response_seconds|chat|60": 1,  # 50 s
+                "cx_first_response_seconds|chat|+Inf": 1,  # 200_000 s
+                "cx_first_response_seconds:sum_ms|chat": 200_155_000,
+            }
+        }
+    )
+    buckets = [
+        (s.labels["le"], s.value)
+        for family in registry.collect()
+        if family.name == "cx_first_response_seconds"
+        for s in family.samples
+        if s.name.endswith("_bucket")
+    ]
+    assert buckets == [
+        *(("5", 0.0), ("10", 0.0), ("15", 0.0), ("30", 1.0), ("45", 3.0), ("60", 4.0)),
+        *((le, 4.0) for le in ("120", "300", "600", "900", "1800", "3600", "7200")),
+        *((le, 4.0) for le in ("14400", "28800", "86400", "172800")),
+        ("+Inf", 5.0),
+    ]
+    chat = {"channel": "chat"}
+    assert registry.get_sample_value("cx_first_response_seconds_bucket", {**chat, "le": "45"}) == 3
+    assert registry.get_sample_value("cx_first_response_seconds_count", chat) == 5.0
+    assert registry.get_sample_value("cx_first_response_seconds_sum", chat) == 200_155.0
+    assert 'cx_first_response_seconds_bucket{channel="chat",le="45"} 3.0\n' in (
+        generate_latest(registry).decode()
+    )
 
 
 def test_histogram_count_and_sum_in_seconds(registry: CollectorRegistry) -> None:

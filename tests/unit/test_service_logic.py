@@ -2,12 +2,11 @@
 contract section 2, worked out by hand, event by event.
 
 Series keys are `metric|label|...` (agents/ledger.py). Histogram series are
-`metric|channel|<bucket index>` plus `metric:sum_ms|channel`. Default buckets (agents/config.py):
+`metric|channel|<le>`, keyed by the bucket's upper bound as its `le` label value (overflow
+`+Inf`), plus `metric:sum_ms|channel`. Default buckets (agents/config.py):
 
-    FRT (s):        5 10 15 30 60 120 300 600 900 1800 3600 7200 14400 28800 86400 172800
-    index:          0  1  2  3  4   5   6   7   8    9   10   11    12    13    14     15  (+Inf 16)
-    resolution (s): 60 300 900 1800 3600 7200 14400 28800 86400 172800 345600 604800
-    index:           0   1   2    3    4    5     6     7     8      9     10     11    (+Inf 12)
+    FRT (s):        5 10 15 30 60 120 300 600 900 1800 3600 7200 14400 28800 86400 172800 +Inf
+    resolution (s): 60 300 900 1800 3600 7200 14400 28800 86400 172800 345600 604800 +Inf
 
 Chat's first-response target is 60 s; the FCR horizon 7 days; the dedup horizon 1 day.
 """
@@ -27,6 +26,7 @@ from agents.family import process_event
 from agents.ledger import Deltas, Ledger
 from agents.processor import PartitionView, ServiceProcessor
 from agents.service_logic import ServiceLevels, ServiceState
+from agents.windows import WindowView
 from schemas.events import Event
 from schemas.validate import EventValidator
 
@@ -36,7 +36,7 @@ FCR_HORIZON_MS = 7 * DAY_MS
 DAY0_MS = 1_795_305_600_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-VALIDATOR = EventValidator(known_topics=("billing",))
+VALIDATOR = EventValidator(known_topics=("billing",), max_future_ms=None)  # no wall clock
 _event_ids = itertools.count(1)
 #: input offsets: one counter for every test, so they increase for every customer
 _offsets = itertools.count(1)
@@ -174,11 +174,11 @@ def test_frt_ignores_bot_system_and_customer_messages() -> None:
             agent(at("10:00:45")),
         ]
     )
-    # FRT = 10:00:45 - 10:00:00 = 45 s -> first bound >= 45 is 60 s, index 4
+    # FRT = 10:00:45 - 10:00:00 = 45 s -> first bound >= 45 is 60 s: le=60
     assert kpis(state.ledger.totals) == {
         "cx_conversations_opened_total|chat": 1,
         "cx_backlog_conversations|chat": 1,
-        "cx_first_response_seconds|chat|4": 1,
+        "cx_first_response_seconds|chat|60": 1,
         "cx_first_response_seconds:sum_ms|chat": 45_000,
     }
     # every event is counted once by channel and type
@@ -200,31 +200,31 @@ def test_bot_only_conversation_stays_unanswered_without_frt() -> None:
 
 def test_frt_is_observed_once_at_the_first_agent_message() -> None:
     state = run([opened(at("10:00:00")), agent(at("10:00:10")), agent(at("10:00:50"))])
-    # 10 s <= 10 s bound: index 1; the second agent message is not a second observation
-    assert state.ledger.totals["cx_first_response_seconds|chat|1"] == 1
+    # 10 s <= 10 s bound: le=10; the second agent message is not a second observation
+    assert state.ledger.totals["cx_first_response_seconds|chat|10"] == 1
     assert state.ledger.totals["cx_first_response_seconds:sum_ms|chat"] == 10_000
 
 
 @pytest.mark.parametrize(
-    ("wait_clock", "index"),
+    ("wait_clock", "le"),
     [
-        ("10:00:05", 0),  # 5 s <= 5
-        ("10:00:06", 1),  # 6 s <= 10
-        ("10:02:00", 5),  # 120 s <= 120
-        ("10:02:01", 6),  # 121 s <= 300
+        ("10:00:05", "5"),  # 5 s <= 5
+        ("10:00:06", "10"),  # 6 s <= 10
+        ("10:02:00", "120"),  # 120 s <= 120
+        ("10:02:01", "300"),  # 121 s <= 300
     ],
 )
-def test_frt_bucket_edges(wait_clock: str, index: int) -> None:
+def test_frt_bucket_edges(wait_clock: str, le: str) -> None:
     state = run([opened(at("10:00:00")), agent(at(wait_clock))])
-    assert state.ledger.totals[f"cx_first_response_seconds|chat|{index}"] == 1
+    assert state.ledger.totals[f"cx_first_response_seconds|chat|{le}"] == 1
 
 
 def test_frt_over_two_days_lands_in_inf_bucket() -> None:
-    # 3 days = 259_200 s > 172_800 s: the +Inf bucket, index 16
+    # 3 days = 259_200 s > 172_800 s: the +Inf bucket
     state = run(
         [opened(at("10:00:00"), channel="email"), agent(at("10:00:00", day=3), channel="email")]
     )
-    assert state.ledger.totals["cx_first_response_seconds|email|16"] == 1
+    assert state.ledger.totals["cx_first_response_seconds|email|+Inf"] == 1
     assert state.ledger.totals["cx_first_response_seconds:sum_ms|email"] == 259_200_000
 
 
@@ -247,8 +247,8 @@ def test_event_by_event_contributions_open_reply_resolve_reopen_resolve() -> Non
             agent(at("10:00:30")),
             {
                 "cx_events_total|chat|message.sent": 1,
-                # 30 s <= 30 s bound: index 3
-                "cx_first_response_seconds|chat|3": 1,
+                # 30 s <= 30 s bound: le=30
+                "cx_first_response_seconds|chat|30": 1,
                 "cx_first_response_seconds:sum_ms|chat": 30_000,
                 "cx_unanswered_conversations|chat": -1,
             },
@@ -258,8 +258,8 @@ def test_event_by_event_contributions_open_reply_resolve_reopen_resolve() -> Non
             {
                 "cx_events_total|chat|conversation.resolved": 1,
                 "cx_conversations_resolved_total|chat": 1,
-                # 300 s <= 300 s bound: index 1
-                "cx_resolution_seconds|chat|1": 1,
+                # 300 s <= 300 s bound: le=300
+                "cx_resolution_seconds|chat|300": 1,
                 "cx_resolution_seconds:sum_ms|chat": 300_000,
                 "cx_backlog_conversations|chat": -1,
             },
@@ -290,9 +290,9 @@ def test_event_by_event_contributions_open_reply_resolve_reopen_resolve() -> Non
         "cx_conversations_opened_total|chat": 1,
         "cx_conversations_resolved_total|chat": 2,
         "cx_conversations_reopened_total|chat": 1,
-        "cx_first_response_seconds|chat|3": 1,
+        "cx_first_response_seconds|chat|30": 1,
         "cx_first_response_seconds:sum_ms|chat": 30_000,
-        "cx_resolution_seconds|chat|1": 1,
+        "cx_resolution_seconds|chat|300": 1,
         "cx_resolution_seconds:sum_ms|chat": 300_000,
         "cx_first_contact_resolutions_total|chat|not_first_contact": 1,
     }
@@ -307,13 +307,13 @@ def test_resolved_twice_without_reopen_observes_resolution_once() -> None:
             resolved(at("10:30:00")),
         ]
     )
-    # 20 min = 1200 s: 900 < 1200 <= 1800, index 3; backlog +1 -1 and stays 0
+    # 20 min = 1200 s: 900 < 1200 <= 1800, le=1800; backlog +1 -1 and stays 0
     assert kpis(state.ledger.totals) == {
         "cx_conversations_opened_total|chat": 1,
         "cx_conversations_resolved_total|chat": 2,
-        "cx_first_response_seconds|chat|3": 1,
+        "cx_first_response_seconds|chat|30": 1,
         "cx_first_response_seconds:sum_ms|chat": 20_000,
-        "cx_resolution_seconds|chat|3": 1,
+        "cx_resolution_seconds|chat|1800": 1,
         "cx_resolution_seconds:sum_ms|chat": 1_200_000,
     }
 
@@ -352,11 +352,11 @@ def test_backlog_and_unanswered_per_channel() -> None:
 
 def test_agent_reply_after_90s_is_one_breach() -> None:
     state = run([opened(at("10:00:00")), agent(at("10:01:30")), agent(at("10:03:00"))])
-    # FRT 90 s: 60 < 90 <= 120, index 5; wait 90 s > chat target 60 s: one breach
+    # FRT 90 s: 60 < 90 <= 120, le=120; wait 90 s > chat target 60 s: one breach
     assert kpis(state.ledger.totals) == {
         "cx_conversations_opened_total|chat": 1,
         "cx_backlog_conversations|chat": 1,
-        "cx_first_response_seconds|chat|5": 1,
+        "cx_first_response_seconds|chat|120": 1,
         "cx_first_response_seconds:sum_ms|chat": 90_000,
         "cx_first_response_breaches_total|chat": 1,
     }
@@ -365,7 +365,7 @@ def test_agent_reply_after_90s_is_one_breach() -> None:
 def test_agent_reply_exactly_at_target_is_no_breach() -> None:
     state = run([opened(at("10:00:00")), agent(at("10:01:00"))])
     assert "cx_first_response_breaches_total|chat" not in state.ledger.totals
-    assert state.ledger.totals["cx_first_response_seconds|chat|4"] == 1  # 60 s <= 60 s
+    assert state.ledger.totals["cx_first_response_seconds|chat|60"] == 1  # 60 s <= 60 s
 
 
 def test_unanswered_chat_breaches_by_watermark_and_not_again_on_reply() -> None:
@@ -386,7 +386,7 @@ def test_unanswered_chat_breaches_by_watermark_and_not_again_on_reply() -> None:
     assert view.unanswered == {"chat": {("c-1", "conv-1"): at("10:00:00")}}  # still waiting
     assert view.scheduled == {}
 
-    # the agent finally answers after 120 s: FRT observed (index 5), no second breach
+    # the agent finally answers after 120 s: FRT observed (le=120), no second breach
     feed(processor, store, 0, [agent(at("10:02:00"))])
     assert processor.fire_timers(0, at("10:30:00"), store.get, store.put) == 0
     assert view.totals == {
@@ -395,7 +395,7 @@ def test_unanswered_chat_breaches_by_watermark_and_not_again_on_reply() -> None:
         "cx_conversations_opened_total|chat": 1,
         "cx_backlog_conversations|chat": 1,
         "cx_first_response_breaches_total|chat": 1,
-        "cx_first_response_seconds|chat|5": 1,
+        "cx_first_response_seconds|chat|120": 1,
         "cx_first_response_seconds:sum_ms|chat": 120_000,
     }
     assert view.oldest_unanswered_ms() == {}
@@ -428,7 +428,7 @@ def test_breach_timer_fires_only_once_the_watermark_is_past_the_target() -> None
     assert view.scheduled == {}
     assert processor.fire_timers(0, at("10:30:00"), store.get, store.put) == 0
     assert "cx_first_response_breaches_total|chat" not in view.totals
-    assert view.totals["cx_first_response_seconds|chat|4"] == 1  # 60 s <= 60 s
+    assert view.totals["cx_first_response_seconds|chat|60"] == 1  # 60 s <= 60 s
 
 
 def test_breach_timer_fires_1_ms_past_the_target() -> None:
@@ -445,11 +445,11 @@ def test_resolved_within_target_without_reply_is_no_breach() -> None:
     feed(processor, store, 0, [opened(at("10:00:00")), resolved(at("10:00:40"))])
     # the stale opened+60 s timer was superseded by the FCR horizon: nothing fires
     assert processor.fire_timers(0, at("10:05:00"), store.get, store.put) == 0
-    # 40 s resolution: index 0 (<= 60 s)
+    # 40 s resolution: le=60 (<= 60 s)
     assert kpis(processor.views[0].totals) == {
         "cx_conversations_opened_total|chat": 1,
         "cx_conversations_resolved_total|chat": 1,
-        "cx_resolution_seconds|chat|0": 1,
+        "cx_resolution_seconds|chat|60": 1,
         "cx_resolution_seconds:sum_ms|chat": 40_000,
     }
 
@@ -458,7 +458,7 @@ def test_resolved_after_target_without_reply_is_a_breach() -> None:
     # the wait ends at the first resolution: 90 s > 60 s
     state = run([opened(at("10:00:00")), resolved(at("10:01:30"))])
     assert state.ledger.totals["cx_first_response_breaches_total|chat"] == 1
-    assert "cx_first_response_seconds|chat|5" not in state.ledger.totals  # no agent, no FRT
+    assert "cx_first_response_seconds|chat|120" not in state.ledger.totals  # no agent, no FRT
 
 
 def test_breach_uses_the_channel_target() -> None:
@@ -511,7 +511,7 @@ def _arrival_orders() -> list[Any]:
 @pytest.mark.parametrize("order", _arrival_orders())
 def test_any_arrival_order_gives_the_same_totals(order: tuple[tuple[str, str], ...]) -> None:
     state = run(MAKERS[name](at(clock)) for name, clock in order)
-    # FRT 45 s: index 4; resolution 180 s: 60 < 180 <= 300, index 1; backlog and unanswered
+    # FRT 45 s: le=60; resolution 180 s: 60 < 180 <= 300, le=300; backlog and unanswered
     # net to zero (absent); FCR pending until the horizon
     assert state.ledger.totals == {
         "cx_events_total|chat|conversation.opened": 1,
@@ -519,9 +519,9 @@ def test_any_arrival_order_gives_the_same_totals(order: tuple[tuple[str, str], .
         "cx_events_total|chat|conversation.resolved": 1,
         "cx_conversations_opened_total|chat": 1,
         "cx_conversations_resolved_total|chat": 1,
-        "cx_first_response_seconds|chat|4": 1,
+        "cx_first_response_seconds|chat|60": 1,
         "cx_first_response_seconds:sum_ms|chat": 45_000,
-        "cx_resolution_seconds|chat|1": 1,
+        "cx_resolution_seconds|chat|300": 1,
         "cx_resolution_seconds:sum_ms|chat": 180_000,
     }
 
@@ -536,7 +536,7 @@ def test_agent_message_before_opened_gives_the_same_frt_and_gauges() -> None:
         "cx_events_total|chat|conversation.opened": 1,
         "cx_conversations_opened_total|chat": 1,
         "cx_backlog_conversations|chat": 1,
-        "cx_first_response_seconds|chat|4": 1,
+        "cx_first_response_seconds|chat|60": 1,
         "cx_first_response_seconds:sum_ms|chat": 45_000,
     }
 
@@ -548,11 +548,11 @@ def test_agent_message_before_opened_gives_the_same_frt_and_gauges() -> None:
 def test_two_agent_replies_out_of_order_give_the_in_order_frt() -> None:
     in_order = run([opened(at("10:00:00")), agent(at("10:00:45")), agent(at("10:01:30"))])
     swapped = run([opened(at("10:00:00")), agent(at("10:01:30")), agent(at("10:00:45"))])
-    # FRT = earliest agent message 10:00:45 - 10:00:00 = 45 s: index 4, within the 60 s target
+    # FRT = earliest agent message 10:00:45 - 10:00:00 = 45 s: le=60, within the 60 s target
     assert kpis(in_order.ledger.totals) == {
         "cx_conversations_opened_total|chat": 1,
         "cx_backlog_conversations|chat": 1,
-        "cx_first_response_seconds|chat|4": 1,
+        "cx_first_response_seconds|chat|60": 1,
         "cx_first_response_seconds:sum_ms|chat": 45_000,
     }
     assert kpis(swapped.ledger.totals) == kpis(in_order.ledger.totals)
@@ -701,7 +701,7 @@ def test_two_agent_messages_settle_not_first_contact_at_resolution() -> None:
     assert apply(state, e) == {
         "cx_events_total|chat|conversation.resolved": 1,
         "cx_conversations_resolved_total|chat": 1,
-        "cx_resolution_seconds|chat|1": 1,  # 300 s <= 300
+        "cx_resolution_seconds|chat|300": 1,  # 300 s <= 300
         "cx_resolution_seconds:sum_ms|chat": 300_000,
         "cx_backlog_conversations|chat": -1,
         "cx_first_contact_resolutions_total|chat|not_first_contact": 1,
@@ -958,7 +958,7 @@ def test_rebuilt_timers_fire_like_the_live_ones() -> None:
 
 
 def test_partition_view_drops_series_whose_total_returns_to_zero() -> None:
-    view = PartitionView()
+    view = PartitionView(WindowView(KpiConfig()))
     view.add({"cx_unanswered_conversations|chat": 1, "cx_backlog_conversations|chat": 1})
     view.add({"cx_unanswered_conversations|chat": -1, "cx_backlog_conversations|chat": 1})
     assert view.totals == {"cx_backlog_conversations|chat": 2}
@@ -996,13 +996,14 @@ def test_rebuild_keeps_only_the_requested_partitions() -> None:
 
 
 def test_state_does_not_grow_with_finished_work() -> None:
-    # 1000 conversations of one customer, one every 30 d / 1000 = 2_592_000 ms (43.2 min):
-    # opened, agent reply after 30 s, resolved after 10 min. Each opening is a repeat contact
-    # of the previous resolution (1_992_000 ms earlier), so each earlier FCR settles at once.
+    # 2000 conversations of one customer over 60 days, one every 30 d / 1000 = 2_592_000 ms
+    # (43.2 min): opened, agent reply after 30 s, resolved after 10 min. Each opening is a
+    # repeat contact of the previous resolution (1_992_000 ms earlier), so each earlier FCR
+    # settles at once. 60 days is past retention + tombstone retention (8 d + 30 d).
     spacing = 30 * DAY_MS // 1000
     state = ServiceState()
-    largest = 0
-    for i in range(1000):
+    largest = largest_forgotten = 0
+    for i in range(2000):
         start = at("00:00:00") + i * spacing
         run(
             [
@@ -1013,25 +1014,39 @@ def test_state_does_not_grow_with_finished_work() -> None:
             state,
         )
         largest = max(largest, len(state.conversations))
-    # Retention = FCR horizon + dedup horizon = 8 d = 691_200_000 ms. At the last event
-    # (conv-999 resolved), conv-i (last event at i * spacing + 600_000) is kept when
-    # i * 2_592_000 >= 999 * 2_592_000 - 691_200_000, i.e. i >= 732.33: conv-733..999 = 267.
+        largest_forgotten = max(largest_forgotten, len(state.forgotten))
+    # Retention = FCR horizon + dedup horizon = 8 d = 691_200_000 ms = 266.67 spacings. At the
+    # last event (conv-1999 resolved), conv-i (last event at i * spacing + 600_000) is kept when
+    # i * 2_592_000 >= 1999 * 2_592_000 - 691_200_000, i.e. i >= 1732.33: conv-1733..1999 = 267.
     assert len(state.conversations) == 267
     assert largest == 267
-    assert min(int(key.split("-")[1]) for key in state.conversations) == 733
+    assert min(int(key.split("-")[1]) for key in state.conversations) == 1733
+    # Tombstones: a forgotten id is dropped once its last event is more than the tombstone
+    # retention (30 d = 2_592_000_000 ms = 1000 spacings) behind the latest event, i.e. for
+    # i < 1999 - 1000 = 999: conv-999..1732 = 734 ids, the most there ever are (from the last
+    # event of conv-1000 on, each conversation forgotten drops one tombstone).
+    assert len(state.forgotten) == 734
+    assert largest_forgotten == 734
+    assert state.forgotten == {
+        f"conv-{i}": at("00:00:00") + i * spacing + 600_000 for i in range(999, 1733)
+    }
+    # so nothing is remembered of work older than retention + tombstone retention
+    latest_ms = at("00:00:00") + 1999 * spacing + 600_000
+    horizon_ms = KpiConfig().conversation_retention_ms + KpiConfig().tombstone_retention_ms
+    assert min(state.forgotten.values()) >= latest_ms - horizon_ms
     # Seen ids are kept 1 day (86_400_000 ms) behind the latest event: conv-i's three events
-    # are all kept when i * 2_592_000 >= 999 * 2_592_000 - 85_800_000, i.e. i >= 965.9:
-    # conv-966..999 = 34 conversations = 102 event ids.
+    # are all kept when i * 2_592_000 >= 1999 * 2_592_000 - 85_800_000, i.e. i >= 1965.9:
+    # conv-1966..1999 = 34 conversations = 102 event ids.
     assert len(state.ledger.seen) == 102
-    # forgetting changes no total: 30 s FRT index 3, 600 s resolution index 2 (300 < 600 <= 900)
+    # forgetting changes no total: 30 s FRT le=30, 600 s resolution le=900 (300 < 600 <= 900)
     assert kpis(state.ledger.totals) == {
-        "cx_conversations_opened_total|chat": 1000,
-        "cx_conversations_resolved_total|chat": 1000,
-        "cx_first_response_seconds|chat|3": 1000,
-        "cx_first_response_seconds:sum_ms|chat": 30_000_000,
-        "cx_resolution_seconds|chat|2": 1000,
-        "cx_resolution_seconds:sum_ms|chat": 600_000_000,
-        "cx_first_contact_resolutions_total|chat|not_first_contact": 999,
+        "cx_conversations_opened_total|chat": 2000,
+        "cx_conversations_resolved_total|chat": 2000,
+        "cx_first_response_seconds|chat|30": 2000,
+        "cx_first_response_seconds:sum_ms|chat": 60_000_000,
+        "cx_resolution_seconds|chat|900": 2000,
+        "cx_resolution_seconds:sum_ms|chat": 1_200_000_000,
+        "cx_first_contact_resolutions_total|chat|not_first_contact": 1999,
     }
 
 
@@ -1041,6 +1056,46 @@ def test_first_contact_resolution_is_forgotten_after_retention() -> None:
     # anything applied more than 8 days after conv-1's last event drops it
     run([opened(RESOLVED_MS + 8 * DAY_MS + 1, "conv-2")], state)
     assert set(state.conversations) == {"conv-2"}
+
+
+def test_late_reopen_of_a_forgotten_conversation_observes_nothing_again() -> None:
+    state = run(handled_and_resolved())  # FRT 30 s, resolution 300 s
+    settled = SERVICE.due(state, "conv-1", RESOLVED_MS + FCR_HORIZON_MS + 1)
+    assert settled == {"cx_first_contact_resolutions_total|chat|resolved_first_contact": 1}
+    state.ledger.add(settled)  # as the timer does
+    # anything applied more than 8 days after conv-1's last event (10:05:00) forgets it, and
+    # leaves a tombstone: conv-1 -> its last event
+    run([customer_message(RESOLVED_MS + 8 * DAY_MS + 1, "conv-2")], state)
+    assert set(state.conversations) == {"conv-2"}
+    assert state.forgotten == {"conv-1": RESOLVED_MS}
+    # 9 days after its resolution, within the 30 d tombstone retention, conv-1 is reopened:
+    # one reopen, back in the backlog; it was answered, so it is not unanswered again
+    assert apply(state, reopened(RESOLVED_MS + 9 * DAY_MS, "conv-1")) == {
+        "cx_events_total|chat|conversation.reopened": 1,
+        "cx_conversations_reopened_total|chat": 1,
+        "cx_backlog_conversations|chat": 1,
+    }
+    assert state.forgotten == {}
+    assert state.conversations["conv-1"].fcr == "forgotten"
+    # resolved again a minute later: one more resolution, out of the backlog; resolution time
+    # and FCR were observed before it was forgotten, so not again
+    assert apply(state, resolved(RESOLVED_MS + 9 * DAY_MS + 60_000, "conv-1")) == {
+        "cx_events_total|chat|conversation.resolved": 1,
+        "cx_conversations_resolved_total|chat": 1,
+        "cx_backlog_conversations|chat": -1,
+    }
+    # no timer is left to settle: no FCR horizon, no breach
+    assert SERVICE.due(state, "conv-1", RESOLVED_MS + 30 * DAY_MS) == {}
+    assert kpis(state.ledger.totals) == {
+        "cx_conversations_opened_total|chat": 1,
+        "cx_conversations_resolved_total|chat": 2,
+        "cx_conversations_reopened_total|chat": 1,
+        "cx_first_response_seconds|chat|30": 1,
+        "cx_first_response_seconds:sum_ms|chat": 30_000,
+        "cx_resolution_seconds|chat|300": 1,
+        "cx_resolution_seconds:sum_ms|chat": 300_000,
+        "cx_first_contact_resolutions_total|chat|resolved_first_contact": 1,
+    }
 
 
 def test_open_conversation_is_never_forgotten() -> None:
@@ -1054,4 +1109,4 @@ def test_deltas_of_a_non_conversation_change_are_empty() -> None:
     state = run([opened(at("10:00:00"))])
     e = customer_message(at("10:00:10"))
     result = apply(state, e)
-    assert result == Deltas({"cx_events_total|chat|message.received": 1})
+    assert dict(result) == {"cx_events_total|chat|message.received": 1}

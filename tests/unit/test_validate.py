@@ -378,7 +378,13 @@ def test_lowercase_t_and_z_are_accepted() -> None:
 def test_leap_day() -> None:
     # 2028-02-29T00:00:00Z: 2028-01-01 = 1_767_225_600 + 365 d (2026) + 365 d (2027) s
     # = 1_830_297_600; + 59 days (Jan 31 + Feb 28) = 1_835_395_200
-    event = accepted(validate(conversation_opened(occurred_at="2028-02-29T00:00:00Z")))
+    # a fixed clock half a day earlier (2028-02-28T12:00:00Z): within the future limit
+    event = accepted(
+        validate(
+            conversation_opened(occurred_at="2028-02-29T00:00:00Z"),
+            clock=lambda: 1_835_395_200.0 - 43_200,
+        )
+    )
     assert event.occurred_at_ms == 1_835_395_200_000
 
 
@@ -570,3 +576,23 @@ def test_validator_never_raises_on_arbitrary_bytes() -> None:
         "invalid_field",
         "invalid_field",
     ]
+
+
+def test_occurred_at_too_far_in_the_future_is_rejected() -> None:
+    # clock at 2026-11-22T10:00:00Z; the limit is one day ahead: 2026-11-23T10:00:00Z
+    now_s = 1_795_341_600.0
+    validator = EventValidator(clock=lambda: now_s)
+    base = {
+        "event_id": "e-1",
+        "type": "customer.churned",
+        "customer_id": "c-1",
+        "channel": "web",
+    }
+    ahead = orjson.dumps({**base, "occurred_at": "2026-11-23T10:00:00.001Z"})
+    at_limit = orjson.dumps({**base, "occurred_at": "2026-11-23T10:00:00Z"})
+    far = orjson.dumps({**base, "occurred_at": "2099-01-01T00:00:00Z"})
+    assert rejected(validator.validate(ahead, "web")) == "invalid_field"
+    assert rejected(validator.validate(far, "web")) == "invalid_field"
+    assert accepted(validator.validate(at_limit, "web")).occurred_at_ms == 1_795_428_000_000
+    unlimited = EventValidator(max_future_ms=None, clock=lambda: now_s)
+    assert accepted(unlimited.validate(far, "web")).event_id == "e-1"
