@@ -29,6 +29,7 @@ class Commerce:
     """Applies commerce events to a customer's `CommerceState`."""
 
     name = "commerce"
+    counts_events = True
     types = COMMERCE_TYPES
 
     def __init__(self, config: KpiConfig) -> None:

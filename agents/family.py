@@ -24,6 +24,9 @@ class Family(Protocol[S]):
     name: str
     types: frozenset[str]
     config: KpiConfig
+    #: whether this family counts `cx_events_total` and duplicates: exactly one family
+    #: per event type does, the ones reading every type (churn risk) do not
+    counts_events: bool
 
     def new_state(self) -> S: ...
 
@@ -56,10 +59,11 @@ def process_event(
         return None
     deltas = Deltas()
     if verdict == "duplicate":
-        deltas.inc("cx_events_duplicate_total")
+        if family.counts_events:
+            deltas.inc("cx_events_duplicate_total")
     else:
-        applied = family.apply(state, event)
-        applied.inc(series_key("cx_events_total", event.channel, event.type))
-        deltas = applied
+        deltas = family.apply(state, event)
+        if family.counts_events:
+            deltas.inc(series_key("cx_events_total", event.channel, event.type))
     ledger.add(deltas)
     return deltas

@@ -17,6 +17,7 @@ class Feedback:
     """Counts survey answers by category and score, and churned customers."""
 
     name = "feedback"
+    counts_events = True
     types = frozenset({"survey.answered", "customer.churned"})
 
     def __init__(self, config: KpiConfig) -> None:

@@ -147,6 +147,7 @@ class ServiceLevels:
     """Applies conversation events to a customer's `ServiceState`."""
 
     name = "service_levels"
+    counts_events = True
     types = CONVERSATION_TYPES
 
     def __init__(self, config: KpiConfig) -> None:
