@@ -1,5 +1,5 @@
 .DEFAULT_GOAL := help
-.PHONY: help setup demo check test-unit test-integration broker lint
+.PHONY: help setup demo check test-unit test-integration broker lint rules
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -15,6 +15,9 @@ check: ## Run every check and test (what CI runs)
 
 lint: setup ## ruff and mypy only
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+
+rules: setup ## Regenerate the Prometheus recording rules (deploy/mixin/rules.yaml)
+	.venv/bin/python -m deploy.mixin.generate
 
 test-unit: setup ## Fast tests without Kafka
 	.venv/bin/python -m pytest tests/unit tests/agents -q
