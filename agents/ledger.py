@@ -25,6 +25,7 @@ _NOT_WINDOWED = frozenset(
     {
         "cx_backlog_conversations",
         "cx_unanswered_conversations",
+        "cx_customers_by_risk_tier",
         "cx_first_response_seconds",
         "cx_resolution_seconds",
         "cx_refund_seconds",

@@ -74,11 +74,13 @@ class FamilyProcessor(Generic[S]):
         deltas = process_event(self.family, state, event, source_ref, offset)
         if deltas is None:
             return None
+        view = self.view(partition)
         ledger = self.family.ledger(state)
         entries = ledger.remember(deltas, event.occurred_at_ms)
-        ledger.forget_recent_before(event.occurred_at_ms - self.family.config.recent_retention_ms)
+        # by the windows' watermark-driven horizon, not the customer's own clock: a customer
+        # ahead of a lagging watermark must keep what the windows will still count
+        ledger.forget_recent_before(view.windows.retained_from_ms())
         put(event.customer_id, self.dump(state, partition))
-        view = self.view(partition)
         view.add(deltas)
         view.windows.add_entries(entries)
         self.after_apply(view, event.customer_id, state, event)

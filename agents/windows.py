@@ -49,7 +49,10 @@ GAUGES: Final = ("cx_backlog_conversations", "cx_unanswered_conversations")
 
 
 def window_name(window_s: int) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+    """`1h`, `24h`, `7d`, `90m`: days from two days up, hours below (so 86400 s is `24h`)."""
+    if window_s % 86400 == 0 and window_s >= 2 * 86400:
+        return f"{window_s // 86400}d"
+    for unit, size in (("h", 3600), ("m", 60)):
         if window_s % size == 0:
             return f"{window_s // size}{unit}"
     return f"{window_s}s"
@@ -155,6 +158,10 @@ class WindowView:
                 if bucket is None:
                     bucket = buckets[start] = Partial()
                 bucket.add(key, value)
+
+    def retained_from_ms(self) -> int:
+        """Changes older than this can reach no window any more (watermark-driven)."""
+        return min(self.horizon_ms.values())
 
     def expire(self, watermark_ms: int) -> None:
         """Drop buckets no window can reach any more (longest window + grace behind)."""

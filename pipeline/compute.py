@@ -67,6 +67,8 @@ class OfflineRun:
         if self.watermark_ms is not None:
             table = self.tables.setdefault(self.families.service.family.name, {})
             self.families.service.fire_timers(0, self.watermark_ms, table.get, table.__setitem__)
+            for processor in self.families.all():
+                processor.view(0).windows.expire(self.watermark_ms)
 
     def _count(self, key: str) -> None:
         self.ingest[key] = self.ingest.get(key, 0) + 1

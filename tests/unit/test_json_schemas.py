@@ -273,3 +273,159 @@ LETTER: dict[str, Any] = {
 def test_wrong_dead_letters_are_rejected(letter: dict[str, Any]) -> None:
     assert errors(DLQ, LETTER) == []
     assert errors(DLQ, letter)
+
+
+# --- cx.kpi: the snapshots `cxpulse compute` prints ---------------------------------------------
+
+KPI = Draft202012Validator(load_schema("cx.kpi.schema.json"))
+
+
+def kpi_snapshots(lines: list[bytes]) -> list[dict[str, Any]]:
+    """`compute_snapshots` over the lines, as the JSON that goes on the wire."""
+    from agents.config import KpiConfig
+    from pipeline.compute import compute_snapshots
+
+    validator = EventValidator(max_bytes=MAX_BYTES)
+    snapshots = compute_snapshots(iter(lines), KpiConfig(), validator)
+    documents: list[dict[str, Any]] = orjson.loads(orjson.dumps(snapshots))
+    return documents
+
+
+KPI_SNAPSHOTS = kpi_snapshots(LINES)
+
+
+def test_the_kpi_schema_exists_and_names_the_snapshot_fields() -> None:
+    schema = load_schema("cx.kpi.schema.json")
+    assert schema["$id"] == "https://cxpulse.dev/schemas/cx.kpi/v1"
+    assert schema["properties"]["schema"]["const"] == "cx.kpi/v1"
+    assert schema["additionalProperties"] is False
+    # every field of the snapshot is required and described, and nothing else is allowed
+    assert schema["required"] == list(KPI_SNAPSHOTS[0])
+    for name, field in schema["properties"].items():
+        assert field["description"], name
+        for inner, spec in field.get("properties", {}).items():
+            assert spec["description"], (name, inner)
+    assert schema["properties"]["channel"]["enum"] == [
+        "chat", "email", "phone", "social", "shop", "returns", "web", "all",
+    ]  # fmt: skip
+
+
+def test_the_known_stream_gives_one_snapshot_per_channel_and_window() -> None:
+    # 8 channels (7 and `all`) x 3 windows, as of the final watermark 2026-10-30T23:55:00Z
+    assert len(KPI_SNAPSHOTS) == 24
+    assert {(doc["channel"], doc["window"]) for doc in KPI_SNAPSHOTS} == {
+        (channel, window)
+        for channel in ("chat", "email", "phone", "social", "shop", "returns", "web", "all")
+        for window in ("1h", "24h", "7d")
+    }
+    assert {doc["as_of"] for doc in KPI_SNAPSHOTS} == {"2026-10-30T23:55:00.000Z"}
+
+
+@pytest.mark.parametrize(
+    "document", KPI_SNAPSHOTS, ids=[f"{d['channel']}-{d['window']}" for d in KPI_SNAPSHOTS]
+)
+def test_every_snapshot_of_the_known_stream_is_a_valid_cx_kpi_value(
+    document: dict[str, Any],
+) -> None:
+    assert errors(KPI, document) == []
+
+
+def test_every_snapshot_along_the_known_stream_is_valid() -> None:
+    # The final snapshots have no survey answers or quantiles in their windows; the snapshots
+    # as of each prefix of the stream have (e.g. after 2026-10-22T11:00:01Z the 1h window holds
+    # the chat and phone FRT, the NPS, CSAT and CES answers), so every non-null branch is seen.
+    seen: set[str] = set()
+    for end in range(1, len(LINES) + 1):
+        for document in kpi_snapshots(LINES[:end]):
+            assert errors(KPI, document) == [], (end, document["channel"], document["window"])
+            for name in ("nps", "csat", "ces", "fcr", "commerce"):
+                if any(value is not None for value in document[name].values()):
+                    seen.add(name)
+            if document["first_response_seconds"]["p90"] is not None:
+                seen.add("first_response_seconds")
+            if document["commerce"]["return_rate"] is not None:
+                seen.add("return_rate")
+            if document["nps"]["score"] is not None:
+                seen.add("nps.score")
+    assert {"first_response_seconds", "nps.score", "fcr", "csat", "ces", "return_rate"} <= seen
+
+
+def _all_7d() -> dict[str, Any]:
+    found = [d for d in KPI_SNAPSHOTS if (d["channel"], d["window"]) == ("all", "7d")]
+    assert len(found) == 1
+    document: dict[str, Any] = orjson.loads(orjson.dumps(found[0]))  # a fresh copy
+    return document
+
+
+def _with(path: str, value: object, document: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A copy of the `all` 7d snapshot (or `document`) with the field at `a.b` replaced."""
+    result = _all_7d() if document is None else orjson.loads(orjson.dumps(document))
+    *parents, last = path.split(".")
+    target = result
+    for parent in parents:
+        target = target[parent]
+    target[last] = value
+    return result
+
+
+def _without(path: str) -> dict[str, Any]:
+    result = _all_7d()
+    *parents, last = path.split(".")
+    target = result
+    for parent in parents:
+        target = target[parent]
+    del target[last]
+    return result
+
+
+def _chat_7d() -> dict[str, Any]:
+    found = [d for d in KPI_SNAPSHOTS if (d["channel"], d["window"]) == ("chat", "7d")]
+    document: dict[str, Any] = orjson.loads(orjson.dumps(found[0]))
+    return document
+
+
+def test_the_wrong_document_fixtures_start_from_valid_ones() -> None:
+    base = _all_7d()
+    # the 7d window [2026-10-23T23:00, 2026-10-30T23:00): deliveries, return, refund, churn,
+    # and email B's FCR settled at its horizon 2026-10-30T13:00
+    assert (base["events"], base["commerce"]["returns"], base["fcr"]["rate"]) == (5, 1, 1.0)
+    assert errors(KPI, base) == []
+    assert errors(KPI, _chat_7d()) == []
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        pytest.param(_with("nps.score", "40.0"), id="nps-score-a-string"),
+        pytest.param(_with("nps.score", 101), id="nps-score-over-100"),
+        pytest.param(_with("nps.score", 0.0), id="nps-score-without-responses"),
+        pytest.param(_with("events", 1.5), id="events-not-integer"),
+        pytest.param(_with("events", -1), id="events-negative"),
+        pytest.param(_with("conversations.opened", None), id="opened-null"),
+        pytest.param(_with("fcr.rate", 1.5), id="fcr-rate-over-1"),
+        pytest.param(_with("csat.satisfied_share", "0.5"), id="csat-share-a-string"),
+        pytest.param(_with("ces.mean", 8), id="ces-mean-over-7"),
+        pytest.param(_with("first_response_seconds.p50", 12.5), id="quantile-without-samples"),
+        pytest.param(_with("first_response_seconds.count", 3), id="samples-without-quantiles"),
+        pytest.param(_with("commerce.returns", None), id="all-without-returns"),
+        pytest.param(_with("commerce.return_rate", 0.5), id="return-rate-without-orders"),
+        pytest.param(_with("commerce.returns", 1, _chat_7d()), id="channel-with-returns"),
+        pytest.param(_with("commerce.deliveries", 0, _chat_7d()), id="channel-with-deliveries"),
+        pytest.param(_with("schema", "cx.kpi/v2"), id="other-schema"),
+        pytest.param(_with("channel", "fax"), id="unknown-channel"),
+        pytest.param(_with("window", "one hour"), id="window-name"),
+        pytest.param(_with("window_seconds", "604800"), id="window-seconds-a-string"),
+        pytest.param(_with("as_of", "2026-10-30T23:55:00Z"), id="as_of-without-millis"),
+        pytest.param(_with("as_of", "2026-10-30T23:55:00.000+00:00"), id="as_of-not-Z"),
+        pytest.param(_with("as_of_ms", 1_793_404_500_000.5), id="as_of_ms-not-integer"),
+        pytest.param(_with("partitions", 0), id="no-partitions"),
+        pytest.param(_with("quantile_relative_accuracy", 0), id="zero-accuracy"),
+        pytest.param(_with("extra", 1), id="additional-property"),
+        pytest.param(_with("nps.nps", 1), id="additional-nested-property"),
+        pytest.param(_without("backlog"), id="missing-backlog"),
+        pytest.param(_without("ces.easy_share"), id="missing-ces-easy_share"),
+        pytest.param(_without("resolution_seconds.p99"), id="missing-p99"),
+    ],
+)
+def test_wrong_snapshots_are_rejected(document: dict[str, Any]) -> None:
+    assert errors(KPI, document)
