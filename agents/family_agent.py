@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -62,11 +63,14 @@ def register_family(
     agent_name: str,
     table_name: str,
     table_help: str,
-    track_watermark: bool = False,
+    dead_letters: bool = False,
+    on_applied: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[Any, Any, TablePort]:
-    """Declare the family's table and agent on `app`. With `track_watermark`, the agent records
-    the ingest watermark stamped on what it has processed (`Runtime.note_processed`) and is
-    the one that dead-letters an invalid message found on `cx.events`."""
+    """Declare the family's table and agent on `app`. The agent records the ingest watermark
+    stamped on what it has processed (`Runtime.note_processed`); with `dead_letters` it is the
+    one that dead-letters an invalid message found on `cx.events`; `on_applied` runs after
+    each message (to send what the family queued)."""
+    runtime.event_agents.add(agent_name)
     table = app.Table(
         table_name,
         key_type=bytes,
@@ -96,15 +100,16 @@ def register_family(
 
     async def handle(message: Any) -> None:
         headers = dict(message.headers or ())
-        if track_watermark:
-            runtime.note_processed(message.partition, message.offset, headers.get(WATERMARK_HEADER))
+        runtime.note_processed(
+            agent_name, message.partition, message.offset, headers.get(WATERMARK_HEADER)
+        )
         event_type = headers.get("cx-type")
         if event_type is not None and event_type not in types:
             return
         result = runtime.events_validator.validate(message.value or b"", "")
         if isinstance(result, Rejection):
             # only possible if something else writes cx.events; one agent dead-letters it
-            if track_watermark:
+            if dead_letters:
                 log.warning("%s: invalid event on %s: %s", agent_name, message.topic, result.detail)
                 await dlq.send(key=message.key, value=dead_letter(message, result))
             return
@@ -115,6 +120,8 @@ def register_family(
             source.decode() if source else f"{message.topic}:{message.partition}:{message.offset}"
         )
         processor.handle(port.get, port.put, message.partition, message.offset, result, source_ref)
+        if on_applied is not None:
+            await on_applied()
         runtime.recorder.event_processed(
             agent_name, result.channel, time.time() - result.occurred_at_ms / 1000
         )

@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from agents.churn_logic import ChurnRisk
 from agents.commerce_logic import Commerce
 from agents.config import KpiConfig
 from agents.feedback_logic import Feedback
-from agents.processor import FamilyProcessor, ServiceProcessor
+from agents.processor import ChurnProcessor, FamilyProcessor, ServiceProcessor
 from agents.service_logic import ServiceLevels
 from agents.windows import Partial
 
@@ -24,6 +25,7 @@ class Families:
     service: ServiceProcessor
     feedback: FamilyProcessor[Any]
     commerce: FamilyProcessor[Any]
+    churn: ChurnProcessor
 
     @classmethod
     def build(cls, config: KpiConfig) -> Families:
@@ -31,16 +33,15 @@ class Families:
             service=ServiceProcessor(ServiceLevels(config)),
             feedback=FamilyProcessor(Feedback(config)),
             commerce=FamilyProcessor(Commerce(config)),
+            churn=ChurnProcessor(ChurnRisk(config)),
         )
 
     def all(self) -> tuple[FamilyProcessor[Any], ...]:
-        return (self.service, self.feedback, self.commerce)
+        return (self.service, self.feedback, self.commerce, self.churn)
 
-    def for_type(self, event_type: str) -> FamilyProcessor[Any]:
-        for processor in self.all():
-            if event_type in processor.family.types:
-                return processor
-        raise KeyError(event_type)  # unreachable: every validated type has a family
+    def for_type(self, event_type: str) -> tuple[FamilyProcessor[Any], ...]:
+        """The families an event type goes to: the one that counts it, and churn risk."""
+        return tuple(p for p in self.all() if event_type in p.family.types)
 
     def window_partial(self, partition: int, window_s: int, as_of_ms: int) -> Partial:
         """One partition's window aggregate over every family."""

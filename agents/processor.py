@@ -10,12 +10,13 @@ settles. Views are derived state: rebuilt from the table after every recovery, n
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic
 
 import orjson
 
+from agents.churn_logic import ChurnRisk, CustomerProfile
 from agents.family import Family, S, process_event
 from agents.ledger import Deltas, add_into
 from agents.service_logic import Conversation, ServiceLevels, ServiceState
@@ -39,6 +40,23 @@ class PartitionView:
 
     def add(self, deltas: Mapping[str, int]) -> None:
         add_into(self.totals, deltas)
+
+    def schedule(self, ref: tuple[str, str], deadline_ms: int | None) -> None:
+        """(Re)schedule the one timer of `ref` (customer, item); None cancels it."""
+        if deadline_ms is None:
+            self.scheduled.pop(ref, None)
+        elif self.scheduled.get(ref) != deadline_ms:
+            self.scheduled[ref] = deadline_ms
+            heapq.heappush(self.timers, (deadline_ms, *ref))
+
+    def pop_due(self, watermark_ms: int) -> Iterator[tuple[int, tuple[str, str]]]:
+        """Timers the watermark has passed (strictly), earliest first; superseded ones skipped."""
+        while self.timers and self.timers[0][0] < watermark_ms:
+            deadline, customer_id, item = heapq.heappop(self.timers)
+            ref = (customer_id, item)
+            if self.scheduled.get(ref) == deadline:
+                del self.scheduled[ref]
+                yield deadline, ref
 
     def oldest_unanswered_ms(self) -> dict[str, int]:
         return {channel: min(waits.values()) for channel, waits in self.unanswered.items() if waits}
@@ -145,12 +163,7 @@ class ServiceProcessor(FamilyProcessor[ServiceState]):
         else:
             for waits in view.unanswered.values():
                 waits.pop(ref, None)
-        deadline = None if conv is None else conv.next_deadline_ms(self.service.config)
-        if deadline is None:
-            view.scheduled.pop(ref, None)
-        elif view.scheduled.get(ref) != deadline:
-            view.scheduled[ref] = deadline
-            heapq.heappush(view.timers, (deadline, customer_id, conversation_id))
+        view.schedule(ref, None if conv is None else conv.next_deadline_ms(self.service.config))
 
     def fire_timers(self, partition: int, watermark_ms: int, get: Get, put: Put) -> int:
         """Settle every breach and FCR horizon the watermark has passed (strictly: an event at the
@@ -159,12 +172,7 @@ class ServiceProcessor(FamilyProcessor[ServiceState]):
         if view is None:
             return 0
         fired = 0
-        while view.timers and view.timers[0][0] < watermark_ms:
-            deadline, customer_id, conversation_id = heapq.heappop(view.timers)
-            ref = (customer_id, conversation_id)
-            if view.scheduled.get(ref) != deadline:
-                continue  # superseded by a later schedule
-            del view.scheduled[ref]
+        for deadline, (customer_id, conversation_id) in view.pop_due(watermark_ms):
             state = self.load(get(customer_id))
             deltas = self.service.due(state, conversation_id, watermark_ms)
             state.ledger.add(deltas)
@@ -175,5 +183,47 @@ class ServiceProcessor(FamilyProcessor[ServiceState]):
             self._track(
                 view, customer_id, conversation_id, state.conversations.get(conversation_id)
             )
+            fired += 1
+        return fired
+
+
+class ChurnProcessor(FamilyProcessor[CustomerProfile]):
+    """Churn risk also rescores customers as event time passes, and queues `cx.churn`
+    signals (customer_id, value) in `outbox` for the agent to send."""
+
+    def __init__(self, family: ChurnRisk) -> None:
+        super().__init__(family)
+        self.churn = family
+        self.outbox: list[tuple[str, dict[str, Any]]] = []
+
+    def after_apply(
+        self, view: PartitionView, customer_id: str, state: CustomerProfile, event: Event
+    ) -> None:
+        self._settled(view, customer_id, state)
+
+    def index(self, view: PartitionView, customer_id: str, state: CustomerProfile) -> None:
+        view.schedule((customer_id, ""), self.churn.next_rescore_ms(state))
+
+    def _settled(self, view: PartitionView, customer_id: str, state: CustomerProfile) -> None:
+        signal = self.churn.signal(state)
+        if signal is not None:
+            self.outbox.append((customer_id, {"customer_id": customer_id, **signal}))
+        view.schedule((customer_id, ""), self.churn.next_rescore_ms(state))
+
+    def fire_timers(self, partition: int, watermark_ms: int, get: Get, put: Put) -> int:
+        """Rescore every customer whose rescore time the watermark has passed."""
+        view = self.views.get(partition)
+        if view is None:
+            return 0
+        fired = 0
+        for deadline, (customer_id, _) in view.pop_due(watermark_ms):
+            state = self.load(get(customer_id))
+            deltas = self.churn.rescore(state, deadline)
+            state.ledger.add(deltas)
+            entries = state.ledger.remember(deltas, deadline)
+            put(customer_id, self.dump(state, partition))
+            view.add(deltas)
+            view.windows.add_entries(entries)
+            self._settled(view, customer_id, state)
             fired += 1
         return fired

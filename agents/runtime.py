@@ -39,10 +39,12 @@ class Runtime:
     families: Families = field(init=False)
     #: source "topic:partition" -> its bookkeeping, for active source partitions only
     sources: dict[str, SourcePartitionState] = field(default_factory=dict)
-    #: cx.events partition -> the ingest watermark stamped on the last message processed there
-    processed_watermarks: dict[int, int] = field(default_factory=dict)
-    #: cx.events partition -> the offset of the last message the service agent processed
-    processed_offsets: dict[int, int] = field(default_factory=dict)
+    #: (agent, cx.events partition) -> the ingest watermark stamped on the last message that
+    #: agent processed there, and that message's offset
+    processed_watermarks: dict[tuple[str, int], int] = field(default_factory=dict)
+    processed_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    #: the agents reading cx.events, so a partition's watermark waits for the slowest
+    event_agents: set[str] = field(default_factory=set)
     #: cx.events partition -> its high-water mark (next offset to be written), if known
     events_highwater: Callable[[int], int | None] = lambda partition: None
     #: validates what ingest already validated: no size limit (normalising may add bytes),
@@ -55,16 +57,17 @@ class Runtime:
             max_bytes=sys.maxsize, known_topics=self.validator.known_topics, max_future_ms=None
         )
 
-    def note_processed(self, partition: int, offset: int, stamp: bytes | None) -> None:
-        self.processed_offsets[partition] = offset
+    def note_processed(self, agent: str, partition: int, offset: int, stamp: bytes | None) -> None:
+        self.processed_offsets[(agent, partition)] = offset
         if stamp is not None:
-            self.processed_watermarks[partition] = int(stamp)
+            self.processed_watermarks[(agent, partition)] = int(stamp)
 
     def forget_partitions(self, events_partitions: set[int], source_refs: set[str]) -> None:
         """Partitions moved to another worker: stop exporting, timing and tracking them."""
         for partition in events_partitions:
-            self.processed_watermarks.pop(partition, None)
-            self.processed_offsets.pop(partition, None)
+            for agent in self.event_agents:
+                self.processed_watermarks.pop((agent, partition), None)
+                self.processed_offsets.pop((agent, partition), None)
             for processor in self.families.all():
                 processor.views.pop(partition, None)
         for ref in source_refs:
@@ -74,26 +77,30 @@ class Runtime:
     def watermark_ms(self) -> int | None:
         return self.watermark.value_ms(time.monotonic())
 
-    def timer_watermark_ms(self, partition: int) -> int | None:
-        """The watermark timers of a `cx.events` partition may act on.
+    def timer_watermark_ms(self, partition: int, agent: str | None = None) -> int | None:
+        """The watermark that timers of a `cx.events` partition may act on.
 
         Ingest stamps its watermark W on every event it forwards; once a message stamped W is
         processed on a partition, every on-time event older than W bound for that partition
-        came before it. So timers use the stamp, not ingest's newer view, and cannot fire for
-        a conversation whose answer is still in flight. When the input has been idle for the
-        idle timeout and this agent has read its partition to the end, nothing is in flight
-        any more and ingest's watermark applies.
+        came before it. So timers use the stamp an agent has processed (the slowest agent's,
+        when `agent` is None), not ingest's newer view, and cannot fire for a conversation
+        whose answer is still in flight. When the input has been idle for the idle timeout
+        and the agents have read the partition to the end, ingest's watermark applies.
         """
-        stamped = self.processed_watermarks.get(partition)
-        if self.watermark.all_idle(time.monotonic()) and self._caught_up(partition):
+        agents = self.event_agents if agent is None else {agent}
+        stamps = [self.processed_watermarks.get((name, partition)) for name in agents]
+        stamped = None if not stamps or None in stamps else min(s for s in stamps if s is not None)
+        if self.watermark.all_idle(time.monotonic()) and all(
+            self._caught_up(name, partition) for name in agents
+        ):
             current = self.watermark_ms()
             if current is not None and (stamped is None or current > stamped):
                 return current
         return stamped
 
-    def _caught_up(self, partition: int) -> bool:
+    def _caught_up(self, agent: str, partition: int) -> bool:
         highwater = self.events_highwater(partition)
-        processed = self.processed_offsets.get(partition)
+        processed = self.processed_offsets.get((agent, partition))
         if highwater is None:
             return False
         return highwater == 0 or (processed is not None and processed + 1 >= highwater)

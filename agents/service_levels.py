@@ -19,6 +19,7 @@ from agents.family_agent import TablePort, register_family
 from agents.runtime import Runtime
 
 SETTLE_INTERVAL_S = 1.0
+AGENT = "track_service_levels"
 
 
 def register(app: faust.App, runtime: Runtime, events: Any, dlq: Any) -> TablePort:
@@ -29,18 +30,18 @@ def register(app: faust.App, runtime: Runtime, events: Any, dlq: Any) -> TablePo
         processor,
         events,
         dlq,
-        agent_name="track_service_levels",
+        agent_name=AGENT,
         table_name="customer_conversations",
         table_help="Per customer: open and recent conversations, seen event ids, and the "
         "customer's contribution to every service-level series.",
-        track_watermark=True,
+        dead_letters=True,
     )
 
     async def settle_service_timers() -> None:
         if app.rebalancing:
             return  # views are rebuilt once recovery completes
         for partition in list(processor.views):
-            watermark = runtime.timer_watermark_ms(partition)
+            watermark = runtime.timer_watermark_ms(partition, AGENT)
             if watermark is not None:
                 put = port.put_outside(partition)
                 processor.fire_timers(partition, watermark, port.get, put)

@@ -21,7 +21,7 @@ from faust.sensors import Sensor
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from agents import commerce, feedback, ingest, kpi_snapshots, service_levels
+from agents import churn_risk, commerce, feedback, ingest, kpi_snapshots, service_levels
 from agents.fatal import stop_worker
 from agents.runtime import Runtime
 from agents.watermark import Watermark
@@ -98,6 +98,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     service_levels.register(app, runtime, topics.events, topics.dlq)
     feedback.register(app, runtime, topics.events, topics.dlq)
     commerce.register(app, runtime, topics.events, topics.dlq)
+    churn_risk.register(app, runtime, topics.events, topics.dlq, topics.churn)
     kpi_snapshots.register(
         app, runtime, topics.kpi_partials, topics.kpi, settings.snapshot_interval_s
     )

@@ -41,6 +41,8 @@ class OfflineRun:
     latest_ms: int | None = None
     watermark_ms: int | None = None
     lines: int = 0
+    #: cx.churn signals (customer_id, value) in the order they were raised
+    signals: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.families = Families.build(self.config)
@@ -54,9 +56,10 @@ class OfflineRun:
             return
         if self.watermark_ms is not None and result.occurred_at_ms < self.watermark_ms:
             self._count(late_key(result.channel))
-        processor = self.families.for_type(result.type)
-        table = self.tables.setdefault(processor.family.name, {})
-        processor.handle(table.get, table.__setitem__, 0, self.lines, result, f"line:{self.lines}")
+        for processor in self.families.for_type(result.type):
+            table = self.tables.setdefault(processor.family.name, {})
+            ref = f"line:{self.lines}"
+            processor.handle(table.get, table.__setitem__, 0, self.lines, result, ref)
         if self.latest_ms is None or result.occurred_at_ms > self.latest_ms:
             self.latest_ms = result.occurred_at_ms
             self.watermark_ms = self.latest_ms - self.config.allowed_lateness_ms
@@ -67,6 +70,10 @@ class OfflineRun:
         if self.watermark_ms is not None:
             table = self.tables.setdefault(self.families.service.family.name, {})
             self.families.service.fire_timers(0, self.watermark_ms, table.get, table.__setitem__)
+            churn = self.tables.setdefault(self.families.churn.family.name, {})
+            self.families.churn.fire_timers(0, self.watermark_ms, churn.get, churn.__setitem__)
+            self.signals += self.families.churn.outbox
+            self.families.churn.outbox.clear()
             for processor in self.families.all():
                 processor.view(0).windows.expire(self.watermark_ms)
 

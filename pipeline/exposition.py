@@ -126,6 +126,18 @@ SERIES: Final[dict[str, Series]] = {
         ),
         Series("cx_returns_total", "counter", ("reason",), "Returns requested, by reason."),
         Series(
+            "cx_customers_by_risk_tier",
+            "gauge",
+            ("tier",),
+            "Customers by current churn-risk tier (each customer in exactly one tier).",
+        ),
+        Series(
+            "cx_churn_signals_total",
+            "counter",
+            ("tier",),
+            "Churn-risk tier changes published on cx.churn, by the new tier.",
+        ),
+        Series(
             "cx_deliveries_total",
             "counter",
             ("outcome",),
@@ -167,6 +179,8 @@ PREINITIALISED: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
     "cx_events_late_total": tuple((c,) for c in CHANNELS),
     "cx_events_duplicate_total": ((),),
     "cx_churned_customers_total": ((),),
+    "cx_customers_by_risk_tier": (("low",), ("medium",), ("high",)),
+    "cx_churn_signals_total": (("medium",), ("high",), ("low",)),
     **{
         name: tuple((c,) for c in CONVERSATION_CHANNELS)
         for name in (

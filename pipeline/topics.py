@@ -16,7 +16,13 @@ import faust
 
 from pipeline.settings import Settings
 
-TABLES = ("source_partitions", "customer_conversations", "customer_feedback", "customer_orders")
+TABLES = (
+    "source_partitions",
+    "customer_conversations",
+    "customer_feedback",
+    "customer_orders",
+    "customer_profiles",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +32,7 @@ class Topics:
     dlq: Any
     kpi: Any
     kpi_partials: Any
+    churn: Any
 
 
 def _raw(app: faust.App, *names: str, partitions: int, config: dict[str, Any] | None = None) -> Any:
@@ -53,6 +60,12 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
         ),
         kpi=_raw(app, settings.kpi_topic, partitions=settings.partitions),
         kpi_partials=_raw(app, settings.kpi_partials_topic, partitions=settings.partitions),
+        churn=_raw(
+            app,
+            settings.churn_topic,
+            partitions=settings.partitions,
+            config={"cleanup.policy": "compact"},
+        ),
     )
 
 

@@ -587,10 +587,14 @@ class Run:
         if offset is None:
             self.offset += 1
             offset = self.offset
-        processor = self.families.for_type(event.type)
-        table = self.table(processor.family.name)
         source_ref = ref or f"src:{partition}:{offset}"
-        return processor.handle(table.get, table.__setitem__, partition, offset, event, source_ref)
+        results = []
+        for processor in self.families.for_type(event.type):  # the counting family first
+            table = self.table(processor.family.name)
+            results.append(
+                processor.handle(table.get, table.__setitem__, partition, offset, event, source_ref)
+            )
+        return results[0]
 
     def fire(self, watermark_ms: int, partition: int = 0) -> int:
         table = self.table(self.families.service.family.name)
