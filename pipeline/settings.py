@@ -13,7 +13,14 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from agents.config import DEFAULT_CURRENCIES, DEFAULT_FRT_TARGETS_S, KpiConfig
+from agents.config import (
+    DEFAULT_BGNBD,
+    DEFAULT_CHURN_WEIGHTS,
+    DEFAULT_CURRENCIES,
+    DEFAULT_FRT_TARGETS_S,
+    KpiConfig,
+)
+from schemas.errors import ConfigurationError
 from schemas.events import SOURCE_KINDS
 from schemas.validate import DEFAULT_MAX_BYTES, EventValidator
 
@@ -76,6 +83,16 @@ class Settings(BaseSettings):
     conversation_topics: tuple[str, ...] = DEFAULT_TOPICS
     currencies: tuple[str, ...] = DEFAULT_CURRENCIES
 
+    churn_half_life_s: float = Field(30 * 86400, gt=0)
+    churn_medium: float = 0.4
+    churn_high: float = 0.7
+    churn_hysteresis: float = 0.05
+    churn_weights: dict[str, float] = Field(default_factory=dict)
+    #: BG/NBD parameters as `cxpulse churn fit --format json` prints them (extra keys ignored)
+    bgnbd_params: dict[str, float] = Field(
+        default_factory=lambda: dict(zip(("r", "alpha", "a", "b"), DEFAULT_BGNBD, strict=True))
+    )
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
@@ -114,7 +131,23 @@ class Settings(BaseSettings):
             dedup_horizon_ms=int(self.dedup_horizon_s * 1000),
             allowed_lateness_ms=int(self.allowed_lateness_s * 1000),
             currencies=self.currencies,
+            churn_half_life_ms=int(self.churn_half_life_s * 1000),
+            churn_medium=self.churn_medium,
+            churn_high=self.churn_high,
+            churn_hysteresis=self.churn_hysteresis,
+            churn_weights={**DEFAULT_CHURN_WEIGHTS, **self.churn_weights},
+            bgnbd=self._bgnbd(),
         )
+
+    def _bgnbd(self) -> tuple[float, float, float, float]:
+        try:
+            p = self.bgnbd_params
+            return (float(p["r"]), float(p["alpha"]), float(p["a"]), float(p["b"]))
+        except KeyError as missing:
+            raise ConfigurationError(
+                f"CXPULSE_BGNBD_PARAMS lacks {missing}: give r, alpha, a and b, "
+                "e.g. the output of `cxpulse churn fit FILE --until DATE --format json`"
+            ) from None
 
     @property
     def dlq_max_bytes(self) -> int:
