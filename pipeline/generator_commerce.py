@@ -113,6 +113,7 @@ def _delivery(
         "order.delivered",
         customer,
         "shop",
+        experience="late_delivery" if late else None,
         order_id=order.order_id,
         promised_at=format_timestamp(promised_at),
     )
@@ -139,6 +140,7 @@ def _return(world: World, customer: Customer, order: Order, late: bool, at: floa
         "return.requested",
         customer,
         "returns",
+        experience="return",
         order_id=order.order_id,
         return_id=return_id,
         reason=reason,

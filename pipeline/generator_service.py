@@ -73,6 +73,15 @@ def survey_score(world: World, survey: str, quality: float) -> int:
     return min(high, max(low, round(value)))
 
 
+def survey_experience(survey: str, score: int) -> str | None:
+    """The bad experience an answer reveals: a detractor, a low CSAT or a hard CES; else None."""
+    if survey == "nps":
+        return "detractor" if score <= 6 else None
+    if survey == "csat":
+        return "low_csat" if score <= 2 else None
+    return "high_effort" if score <= 3 else None
+
+
 def survey_journey(
     world: World,
     customer: Customer,
@@ -93,6 +102,7 @@ def survey_journey(
         "survey.answered",
         customer,
         channel,
+        experience=survey_experience(survey, score),
         survey=survey,
         score=score,
         conversation_id=conversation_id,
@@ -151,13 +161,17 @@ def conversation_journey(
     t = yield from _wait_for_agent(world, customer, channel, conversation, t, reply_at)
     frt = reply_at - at
     exchanges = world.pick((1, 2, 3, 4), (60.0, 25.0, 10.0, 5.0))
+    slow = "slow_response" if frt > FRT_TARGET_S[channel] else None
     for number in range(exchanges):
         if number:
             t += world.uniform(*CUSTOMER_REPLY_S[channel])
             yield world.emit(t, "message.received", customer, channel, **ids)
             reply_at = world.agent_time(channel, t + _first_reply_delay(world, channel) / 2)
         t = reply_at
-        yield world.emit(t, "message.sent", customer, channel, author="agent", **ids)
+        experience = None if number else slow  # the first response is the one judged
+        yield world.emit(
+            t, "message.sent", customer, channel, experience=experience, author="agent", **ids
+        )
     t = world.agent_time(channel, t + world.uniform(*RESOLVE_S[channel]))
     yield world.emit(t, "conversation.resolved", customer, channel, **ids)
     quality = experience_quality(frt, FRT_TARGET_S[channel], False, exchanges)
@@ -240,7 +254,7 @@ def _reopen(world: World, customer: Customer, channel: str, conversation: str, t
         if world.chance(0.5)
         else world.uniform(2 * HOUR, 2 * DAY)
     )
-    yield world.emit(t, "conversation.reopened", customer, channel, **ids)
+    yield world.emit(t, "conversation.reopened", customer, channel, experience="reopened", **ids)
     t += world.uniform(0.0, 30.0)
     yield world.emit(t, "message.received", customer, channel, **ids)
     t = world.agent_time(channel, t + _first_reply_delay(world, channel))
@@ -256,7 +270,8 @@ def _after_resolution(
     if world.chance(0.3):
         at = t + _survey_delay(world, channel)
         world.later(at, survey_journey, world, customer, at, channel, quality, conversation)
-    if quality < 0.4 and world.chance(0.002):
+    # Rate mode only: in per-customer mode the customer's churn hazard decides (lifecycle).
+    if world.lifecycle is None and quality < 0.4 and world.chance(0.002):
         at = t + world.uniform(DAY, 14 * DAY)
         world.later(at, churn_journey, world, customer, at, "service")
 

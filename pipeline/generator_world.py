@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, ParamSpec, TypeVar
+from typing import NamedTuple, ParamSpec, Protocol, TypeVar
 
 from pipeline.generator_incidents import Incident
 
@@ -45,16 +45,40 @@ class Customer:
 
 
 class Draft(NamedTuple):
-    """A scheduled event, written only when emitted: pending journeys stay small."""
+    """A scheduled event, written only when emitted: pending journeys stay small.
+
+    ``experience`` names the bad experience the event stands for (one of
+    :data:`BAD_EXPERIENCES`), ``None`` for most events; it is never written into the event.
+    """
 
     type: str
     customer: Customer
     channel: str
     fields: dict[str, object]
+    experience: str | None = None
 
 
 Step = tuple[float, Draft]
 Journey = Iterator[Step]
+
+# What a customer can go through that makes them likelier to leave, named like the churn
+# model's reasons (contract section 2).
+BAD_EXPERIENCES = (
+    "slow_response",  # the first agent reply came after the channel's FRT target
+    "detractor",  # NPS 0-6
+    "low_csat",  # CSAT 1-2
+    "high_effort",  # CES 1-3
+    "reopened",
+    "return",
+    "late_delivery",
+)
+
+
+class Lifecycle(Protocol):
+    """The per-customer population model (see :mod:`pipeline.generator_customers`)."""
+
+    def experienced(self, customer: Customer, at: float, kind: str) -> None:
+        """``customer`` went through the bad experience ``kind`` at ``at`` (just emitted)."""
 
 
 def format_timestamp(at: float) -> str:
@@ -79,6 +103,9 @@ class World:
         self._ids: dict[str, Iterator[int]] = {}
         self._seq = itertools.count()
         self._heap: list[tuple[float, int, tuple[Draft, Journey] | Callable[[], Journey]]] = []
+        # Set in per-customer mode: told of every bad experience as it is emitted, and a
+        # churned customer's pending journeys end there (no event of theirs after the churn).
+        self.lifecycle: Lifecycle | None = None
         width = max(6, len(str(customers)))
         self.customers = [
             Customer(
@@ -119,10 +146,20 @@ class World:
         return f"{prefix}-{self._run}-{next(counter)}"
 
     def emit(
-        self, at: float, type_: str, customer: Customer, channel: str, **fields: object
+        self,
+        at: float,
+        type_: str,
+        customer: Customer,
+        channel: str,
+        *,
+        experience: str | None = None,
+        **fields: object,
     ) -> Step:
-        """A journey step: the event is only written (ids, timestamp) when it is emitted."""
-        return at, Draft(type_, customer, channel, fields)
+        """A journey step: the event is only written (ids, timestamp) when it is emitted.
+
+        ``experience``: the bad experience this event is for the customer, if any.
+        """
+        return at, Draft(type_, customer, channel, fields, experience)
 
     def event(
         self, at: float, type_: str, customer: Customer, channel: str, **fields: object
@@ -182,7 +219,10 @@ class World:
         while self._heap:
             at, _, item = self._heap[0]
             if isinstance(item, tuple):
-                return at
+                if self.lifecycle is None or not item[0].customer.churned:
+                    return at
+                heapq.heappop(self._heap)  # the customer has left: the journey ends unseen
+                continue
             heapq.heappop(self._heap)
             self.fork(item())  # a deferred journey is due: start it
         return None
@@ -196,5 +236,7 @@ class World:
         draft, journey = item
         self.now = at
         event = self.event(at, draft.type, draft.customer, draft.channel, **draft.fields)
+        if draft.experience is not None and self.lifecycle is not None:
+            self.lifecycle.experienced(draft.customer, at, draft.experience)
         self.fork(journey)
         return at, event
