@@ -27,8 +27,10 @@ experience drives their churn (:mod:`pipeline.generator_customers`). Orders foll
 purchase); spontaneous contacts come at ``contacts_per_week`` on average; the hazard of an
 explicit churn (``customer.churned``, after which the customer has no events at all) is
 ``churn_base_per_week`` plus ``churn_per_bad_experience_per_week`` per bad experience (slow
-first response, detractor, low CSAT, hard CES, reopen, return, late delivery), each decaying
-with an e-folding time of ``churn_decay_days``. Activity is sparse, so the cost follows the
+first response, detractor, low CSAT, hard CES, reopen, return, late delivery), each halving
+every ``churn_half_life_days``. With the defaults a bad experience makes a customer churn with
+a probability of about 17% over the following months, and about a fifth of the customers
+churn in 120 days, most of them after bad experiences. Activity is sparse, so the cost follows the
 events, not the time covered: 5,000 customers over 120 days (``duration_s=120 * 86400``) are a
 few hundred thousand events. Without ``duration_s`` the stream ends only when every customer
 has churned or dropped out.
@@ -95,7 +97,7 @@ class GeneratorConfig:
     contacts_per_week: float = 0.2  # spontaneous contacts per customer, on average
     churn_base_per_week: float = 0.001  # hazard of churning whatever the experience
     churn_per_bad_experience_per_week: float = 0.03  # added per recent bad experience ...
-    churn_decay_days: float = 30.0  # ... decaying as exp(-age / this)
+    churn_half_life_days: float = 30.0  # ... halving every this many days
 
     def __post_init__(self) -> None:
         if self.customers < 1:
@@ -114,7 +116,13 @@ class GeneratorConfig:
                 raise ConfigurationError(f"{name} must be between 0 and 1")
         if self.bad_ratio + self.duplicate_ratio > 1.0:
             raise ConfigurationError("bad_ratio and duplicate_ratio together must not exceed 1")
-        for name in ("purchase_r", "purchase_alpha", "dropout_a", "dropout_b", "churn_decay_days"):
+        for name in (
+            "purchase_r",
+            "purchase_alpha",
+            "dropout_a",
+            "dropout_b",
+            "churn_half_life_days",
+        ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigurationError(f"{name} must be a positive number, not {value}")
@@ -135,7 +143,7 @@ class GeneratorConfig:
             contacts_per_week=self.contacts_per_week,
             churn_base_per_week=self.churn_base_per_week,
             churn_per_bad_experience_per_week=self.churn_per_bad_experience_per_week,
-            churn_decay_days=self.churn_decay_days,
+            churn_half_life_days=self.churn_half_life_days,
         )
 
 

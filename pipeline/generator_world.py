@@ -6,6 +6,11 @@ heap gives every journey's events merged in event-time order; a journey is only 
 its next step decided) when its previous step is emitted, and one can be scheduled to start
 later, costing only a heap entry while it waits. Everything random comes from one seeded
 ``random.Random``, so a seed and a start time give the same world every run.
+
+Journeys mark the steps that are bad experiences for the customer (a slow first response, a
+detractor answer, a return, ...: :data:`BAD_EXPERIENCES`). In per-customer mode a
+:class:`Lifecycle` is set: it hears of each one as it is emitted, and once a customer has
+churned, whatever was still scheduled for them is dropped unseen.
 """
 
 from __future__ import annotations
