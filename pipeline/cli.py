@@ -293,9 +293,29 @@ async def _with_producer(settings: Settings, use: Callable[[Any], Any]) -> Any:
 @app.command()
 def generate(
     customers: int = typer.Option(10000, envvar="CXPULSE_CUSTOMERS", help="Number of customers."),
-    rate: float = typer.Option(50.0, envvar="CXPULSE_RATE", help="Events per second."),
+    rate: float = typer.Option(
+        50.0,
+        envvar="CXPULSE_RATE",
+        help="Events per second (with --per-customer: only paces sending to Kafka).",
+    ),
     duration: float | None = typer.Option(
-        None, envvar="CXPULSE_DURATION", help="Seconds of traffic (default: until Ctrl-C)."
+        None,
+        envvar="CXPULSE_DURATION",
+        help="Seconds of traffic (default: until Ctrl-C); not with --per-customer.",
+    ),
+    per_customer: bool = typer.Option(
+        False,
+        "--per-customer",
+        envvar="CXPULSE_PER_CUSTOMER",
+        help="Per-customer mode: each customer's purchase rhythm, contacts and experience drive "
+        "the traffic and its churn (customer.churned as ground truth), over --days of event "
+        "time; no event-time rate.",
+    ),
+    days: float | None = typer.Option(
+        None,
+        "--days",
+        envvar="CXPULSE_DAYS",
+        help="Days of event time to generate; required with --per-customer, and only there.",
     ),
     seed: int = typer.Option(
         1, envvar="CXPULSE_SEED", help="Random seed: the same seed gives the same traffic."
@@ -315,7 +335,8 @@ def generate(
     start: str | None = typer.Option(
         None,
         envvar="CXPULSE_START",
-        help="Event time of the first event, RFC 3339 (default: now).",
+        help="Event time of the first event, RFC 3339 (default: now; with --per-customer: "
+        "--days before now, so that the history ends now).",
     ),
     bootstrap_servers: str | None = BOOTSTRAP,
 ) -> None:
@@ -324,11 +345,28 @@ def generate(
     def go() -> None:
         from pipeline.generator import GeneratorConfig, TrafficGenerator, parse_incident
 
+        if per_customer:
+            if days is None or not days > 0:
+                raise ConfigurationError("--per-customer needs --days N (N > 0): days of traffic")
+            if duration is not None:
+                raise ConfigurationError(
+                    "--duration is for rate mode: with --per-customer give --days"
+                )
+            span_s: float | None = days * 86400
+            first = _parse_start(start)
+            if start is None:  # the history ends now
+                first = datetime.fromtimestamp(first.timestamp() - days * 86400, UTC)
+        else:
+            if days is not None:
+                raise ConfigurationError(
+                    "--days is for --per-customer: in rate mode give --duration"
+                )
+            span_s, first = duration, _parse_start(start)
         config = GeneratorConfig(
-            start=_parse_start(start),
+            start=first,
             customers=customers,
-            rate=rate,
-            duration_s=duration,
+            rate=None if per_customer else rate,
+            duration_s=span_s,
             seed=seed,
             incidents=tuple(parse_incident(spec) for spec in incident),
         )

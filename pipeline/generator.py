@@ -23,17 +23,20 @@ whatever their experience.
 No global rate: each customer's own purchase rhythm and contacts drive their journeys, and their
 experience drives their churn (:mod:`pipeline.generator_customers`). Orders follow BG/NBD
 (``purchase_r``, ``purchase_alpha``: the Gamma of purchase rates per week; ``dropout_a``,
-``dropout_b``: the Beta of the probability of silently dropping out after each repeat
-purchase); spontaneous contacts come at ``contacts_per_week`` on average; the hazard of an
-explicit churn (``customer.churned``, after which the customer has no events at all) is
+``dropout_b``: the Beta of the probability of dropping out after each repeat purchase);
+spontaneous contacts come at ``contacts_per_week`` on average; the hazard of an explicit churn
+(``customer.churned``, after which the customer has no events at all) is
 ``churn_base_per_week`` plus ``churn_per_bad_experience_per_week`` per bad experience (slow
 first response, detractor, low CSAT, hard CES, reopen, return, late delivery), each halving
-every ``churn_half_life_days``. With the defaults a bad experience makes a customer churn with
-a probability of about 17% over the following months, and about a fifth of the customers
-churn in 120 days, most of them after bad experiences. Activity is sparse, so the cost follows the
-events, not the time covered: 5,000 customers over 120 days (``duration_s=120 * 86400``) are a
-few hundred thousand events. Without ``duration_s`` the stream ends only when every customer
-has churned or dropped out.
+every ``churn_half_life_days``. A ``dropout_close_share`` of the dropouts later close their
+account (``customer.churned``, uniformly ``dropout_close_after_days`` after their last order);
+the others stay silent for good. With the defaults a bad experience makes a customer churn with
+a probability of about 17% over the following months, and about a quarter of the customers
+churn in 120 days: some 19% by the churn hazard, most of them after bad experiences, and some
+6% as dropouts closing their account. Activity is sparse, so the cost follows the events, not the
+time covered: 5,000 customers over 120 days (``duration_s=120 * 86400``) are about 120,000
+events. Without ``duration_s`` the stream ends only when every customer has churned or dropped
+out (and every closing dropout has closed).
 """
 
 from __future__ import annotations
@@ -98,6 +101,10 @@ class GeneratorConfig:
     churn_base_per_week: float = 0.001  # hazard of churning whatever the experience
     churn_per_bad_experience_per_week: float = 0.03  # added per recent bad experience ...
     churn_half_life_days: float = 30.0  # ... halving every this many days
+    # Share of the silent dropouts who later close their account (customer.churned), and the
+    # range (days after their last order) the close time is drawn uniformly from.
+    dropout_close_share: float = 0.6
+    dropout_close_after_days: tuple[float, float] = (30.0, 90.0)
 
     def __post_init__(self) -> None:
         if self.customers < 1:
@@ -131,6 +138,20 @@ class GeneratorConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ConfigurationError(f"{name} must be 0 or a positive number, not {value}")
+        if not 0.0 <= self.dropout_close_share <= 1.0:
+            raise ConfigurationError(
+                f"dropout_close_share must be between 0 and 1, not {self.dropout_close_share}"
+            )
+        close = self.dropout_close_after_days
+        if not (
+            len(close) == 2
+            and all(math.isfinite(days) for days in close)
+            and 0.0 <= close[0] <= close[1]
+        ):
+            raise ConfigurationError(
+                f"dropout_close_after_days must be (low, high) days with 0 <= low <= high, "
+                f"not {close}"
+            )
 
     @property
     def life_params(self) -> LifeParams:
@@ -144,6 +165,8 @@ class GeneratorConfig:
             churn_base_per_week=self.churn_base_per_week,
             churn_per_bad_experience_per_week=self.churn_per_bad_experience_per_week,
             churn_half_life_days=self.churn_half_life_days,
+            dropout_close_share=self.dropout_close_share,
+            dropout_close_after_days=self.dropout_close_after_days,
         )
 
 

@@ -10,9 +10,16 @@ Every customer is an existing customer, observed from the generator's start:
 - **Purchase rhythm** (BG/NBD, Fader, Hardie & Lee 2005): orders arrive as a Poisson process
   with a rate ``lambda`` per week drawn from Gamma(shape ``r``, rate ``alpha``). After each order
   but the first one seen (each *repeat* purchase), the customer silently drops out with a
-  probability ``p`` drawn from Beta(``a``, ``b``): no more orders, contacts or surveys, and no
-  ``customer.churned`` either. What is already under way (a delivery, a return, a refund, a
-  survey about it) still happens.
+  probability ``p`` drawn from Beta(``a``, ``b``): no more orders, contacts or surveys. What is
+  already under way (a delivery, a return, a refund, a survey about it) still happens.
+- **Closing after a dropout**: a ``dropout_close_share`` of the dropouts later close their
+  account, as lapsed customers of real businesses eventually do: ``customer.churned`` (reason
+  :data:`CLOSE_REASONS`) a time drawn uniformly from ``dropout_close_after_days`` after their
+  last order (the one they dropped out after). The other dropouts stay silent: no
+  ``customer.churned`` ever. A dropout's pending experience-driven churn is void: their close,
+  if any, is the only churn they can still emit. This is the churn the purchase-rhythm part of a
+  churn score (``1 - p_alive``) predicts; with ``dropout_close_share=0`` the stream is exactly
+  what it was before this rule (no random draw is spent on it).
 - **Contacts**: spontaneous contacts arrive as a Poisson process at ``contacts_per_week`` times a
   skewed per-customer weight of mean 1 (most customers seldom contact support, a few often).
   Most are service conversations (:func:`~pipeline.generator_service.conversation_journey`,
@@ -26,8 +33,9 @@ Every customer is an existing customer, observed from the generator's start:
   churn score applies by default too). The bad experiences are what the events show (see
   :data:`~pipeline.generator_world.BAD_EXPERIENCES`): a first agent reply over the channel's FRT
   target, an NPS detractor, a CSAT of 1-2, a CES of 1-3, a reopened conversation, a return, a
-  late delivery. Each one counts when its event is emitted. Once churned, a customer has no
-  further events at all: the world drops whatever was still scheduled for them.
+  late delivery. Each one counts when its event is emitted (not once the customer has dropped
+  out). Once churned, a customer has no further events at all: the world drops whatever was
+  still scheduled for them.
 
 The hazard is a sum of independent parts, so the churn time is the earliest of independently
 drawn times, one per part: the base part's is exponential; a bad experience at ``t`` adds a
@@ -63,6 +71,9 @@ SURVEY_SHARE = 0.08  # spontaneous contacts that are relationship surveys, not c
 # Relationship survey quality: uniform in this range, less this much per recent bad experience.
 _SURVEY_QUALITY = (0.6, 0.95)
 _MOOD_PER_BAD = 0.2
+#: reasons (and weights) of the ``customer.churned`` a dropout sends when closing the account
+CLOSE_REASONS = ("no_longer_needed", "price", "moved", "other")
+CLOSE_REASON_WEIGHTS = (50.0, 25.0, 15.0, 10.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +88,8 @@ class LifeParams:
     churn_base_per_week: float
     churn_per_bad_experience_per_week: float
     churn_half_life_days: float
+    dropout_close_share: float = 0.0
+    dropout_close_after_days: tuple[float, float] = (30.0, 90.0)
 
 
 @dataclass(slots=True)
@@ -90,6 +103,7 @@ class Life:
     churn_at: float = math.inf  # the earliest churn drawn so far
     churn_reason: str | None = None
     dropped_out: bool = False
+    closes: bool = False  # a dropout who will close the account (at churn_at)
     bad_experiences: int = 0
     recent_bad: float = 0.0  # sum of 2 ** (-age / half-life) over bad experiences, at recent_at
     recent_at: float = 0.0
@@ -162,6 +176,9 @@ class Population:
         world = self._world
         if repeat and world.chance(life.dropout_p):
             life.dropped_out = True  # this order is their last
+            share = self._params.dropout_close_share
+            if share > 0.0 and world.chance(share):
+                self._close_after(life, at)
         else:
             following = _after(world, at, life.purchases_per_s)
             if following is not None:
@@ -185,9 +202,10 @@ class Population:
             yield from conversation_journey(world, customer, at)
 
     def _churned(self, life: Life, at: float) -> Journey:
-        """``customer.churned`` if this is still the customer's earliest churn time."""
-        if life.gone or at != life.churn_at:
-            return  # superseded by an earlier churn time, or the customer is gone already
+        """``customer.churned`` if this is still the customer's churn time (a dropout's only if
+        it is their close)."""
+        if life.customer.churned or at != life.churn_at or (life.dropped_out and not life.closes):
+            return  # superseded, void after a silent dropout, or the customer is gone already
         customer = life.customer
         yield self._world.emit(
             at, "customer.churned", customer, customer.main_channel, reason=life.churn_reason
@@ -200,6 +218,17 @@ class Population:
         if at < life.churn_at:
             life.churn_at, life.churn_reason = at, reason
             self._world.later(at, self._churned, life, at)
+
+    def _close_after(self, life: Life, last_order: float) -> None:
+        """The dropout closes the account some time after their last order: that time replaces
+        any churn time drawn before (a dropout's experience no longer decides)."""
+        world = self._world
+        low, high = self._params.dropout_close_after_days
+        at = last_order + world.uniform(low, high) * DAY
+        life.closes = True
+        life.churn_at = at
+        life.churn_reason = world.pick(CLOSE_REASONS, CLOSE_REASON_WEIGHTS)
+        world.later(at, self._churned, life, at)
 
     def _recent_bad(self, life: Life, at: float) -> float:
         return life.recent_bad * math.exp(-(at - life.recent_at) / self._decay_s)

@@ -1,5 +1,5 @@
 """pipeline/generator.py in per-customer mode (``rate=None``): purchase rhythm, experience-driven
-churn as ground truth, long horizons at low cost.
+churn and dropouts closing their account as ground truth, long horizons at low cost.
 
 Most tests read one seeded run of 5,000 customers over 120 days of event time, without bad
 messages or repeats, so that every message is a distinct, valid event.
@@ -7,6 +7,7 @@ messages or repeats, so that every message is a distinct, valid event.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
@@ -171,7 +172,8 @@ def test_customers_with_bad_experiences_churn_far_more_often(events: list[dict[s
 def test_purchase_rhythm_makes_some_customers_stop_buying_silently(
     events: list[dict[str, Any]],
 ) -> None:
-    """Frequent buyers who stopped buying for months, without churning: BG/NBD dropouts."""
+    """Frequent buyers who stopped buying for months, without churning: BG/NBD dropouts who
+    have not closed their account (yet, or ever)."""
     orders: dict[str, list[float]] = defaultdict(list)
     churned = set()
     for event in events:
@@ -211,6 +213,7 @@ def test_churn_strength_is_configurable() -> None:
             bad_ratio=0.0,
             churn_per_bad_experience_per_week=per_bad_experience,
             churn_base_per_week=base,
+            dropout_close_share=0.0,  # the churn hazard alone
         )
         return sum(b'"customer.churned"' in m.value for m in TrafficGenerator(config))
 
@@ -218,6 +221,60 @@ def test_churn_strength_is_configurable() -> None:
     assert churned(0.1) > 1.5 * default > 0
     assert 0 < churned(0.0) < 0.5 * default  # the base hazard alone
     assert churned(0.0, base=0.0) == 0
+
+
+@functools.cache
+def _closes(share: float, after_days: tuple[float, float] = (30.0, 90.0)) -> list[dict[str, Any]]:
+    """Events of a run where only dropouts closing their account churn (no churn hazard)."""
+    config = GeneratorConfig(
+        customers=1000,
+        rate=None,
+        seed=11,
+        duration_s=180 * DAY,
+        bad_ratio=0.0,
+        duplicate_ratio=0.0,
+        churn_base_per_week=0.0,
+        churn_per_bad_experience_per_week=0.0,
+        dropout_close_share=share,
+        dropout_close_after_days=after_days,
+    )
+    return [orjson.loads(m.value) for m in TrafficGenerator(config)]
+
+
+def test_dropouts_close_their_account_after_their_last_order() -> None:
+    """A closing dropout's churn comes 30-90 days after their last order, which was a repeat
+    purchase (dropouts drop out after one), and nothing of theirs follows it."""
+    events = _closes(1.0)
+    last_order: dict[str, float] = {}
+    orders: Counter[str] = Counter()
+    churned: dict[str, float] = {}
+    reasons: Counter[str] = Counter()
+    for event in events:
+        customer = event["customer_id"]
+        assert customer not in churned, f"{event['type']} after {customer} closed"
+        at = seconds(event["occurred_at"])
+        if event["type"] == "order.placed":
+            last_order[customer] = at
+            orders[customer] += 1
+        elif event["type"] == "customer.churned":
+            churned[customer] = at
+            reasons[event["reason"]] += 1
+    assert len(churned) > 100
+    gaps = [(churned[c] - last_order[c]) / DAY for c in churned]
+    assert all(orders[c] >= 2 for c in churned)
+    assert min(gaps) >= 30.0 and max(gaps) <= 90.0
+    assert min(gaps) < 40.0 and max(gaps) > 80.0  # spread over the whole range
+    assert "service" not in reasons and reasons["no_longer_needed"] > len(churned) / 3
+
+
+def test_the_share_of_dropouts_that_close_is_configurable() -> None:
+    everyone = sum(e["type"] == "customer.churned" for e in _closes(1.0))
+    some = sum(e["type"] == "customer.churned" for e in _closes(0.4))
+    assert sum(e["type"] == "customer.churned" for e in _closes(0.0)) == 0  # all stay silent
+    assert 0.3 * everyone < some < 0.5 * everyone
+    soon = _closes(1.0, (1.0, 2.0))
+    late = [e for e in soon if e["type"] == "customer.churned"]
+    assert len(late) > everyone  # closing sooner: more of the closes fall within the run
 
 
 def test_bad_messages_and_repeats_also_come_in_per_customer_mode() -> None:
@@ -246,6 +303,11 @@ def test_bad_messages_and_repeats_also_come_in_per_customer_mode() -> None:
         {"contacts_per_week": -0.1},
         {"churn_base_per_week": float("nan")},
         {"churn_per_bad_experience_per_week": -0.01},
+        {"dropout_close_share": 1.5},
+        {"dropout_close_share": -0.1},
+        {"dropout_close_after_days": (90.0, 30.0)},
+        {"dropout_close_after_days": (-1.0, 30.0)},
+        {"dropout_close_after_days": (30.0, float("inf"))},
     ],
 )
 def test_bad_per_customer_config_is_a_configuration_error(changes: dict[str, Any]) -> None:

@@ -429,3 +429,132 @@ def test_the_wrong_document_fixtures_start_from_valid_ones() -> None:
 )
 def test_wrong_snapshots_are_rejected(document: dict[str, Any]) -> None:
     assert errors(KPI, document)
+
+
+# --- cx.churn: the signals an offline run of the known stream raises ----------------------------
+
+CHURN = Draft202012Validator(load_schema("cx.churn.schema.json"))
+#: the contract's reason names (section 2), in its order
+CHURN_REASONS = [
+    "detractor", "slow_response", "reopened", "repeat_contact", "return",
+    "late_delivery", "low_csat", "high_effort", "inactive",
+]  # fmt: skip
+
+
+def churn_signals(lines: list[bytes]) -> list[tuple[str, dict[str, Any]]]:
+    """`OfflineRun.signals` over the lines (as `compute_snapshots` runs it), as wire JSON."""
+    from agents.config import KpiConfig
+    from pipeline.compute import OfflineRun
+
+    run = OfflineRun(KpiConfig(), EventValidator(max_bytes=MAX_BYTES))
+    for line in lines:
+        run.feed(line)
+    run.settle()
+    return [(key, orjson.loads(orjson.dumps(value))) for key, value in run.signals]
+
+
+CHURN_SIGNALS = churn_signals(LINES)
+
+
+def test_the_churn_schema_names_exactly_the_fields_signal_writes() -> None:
+    from agents.churn_logic import EXPERIENCE_SIGNALS, INACTIVE
+
+    schema = load_schema("cx.churn.schema.json")
+    assert schema["$id"] == "https://cxpulse.dev/schemas/cx.churn/v1"
+    assert schema["additionalProperties"] is False
+    # `{"customer_id": ..., **ChurnRisk.signal(state)}` and nothing else, all required
+    assert CHURN_SIGNALS, "the known stream raises churn signals"
+    for _, value in CHURN_SIGNALS:
+        assert list(value) == schema["required"] == list(schema["properties"])
+    reason = schema["properties"]["reasons"]["items"]["properties"]["reason"]
+    assert reason["enum"] == CHURN_REASONS
+    assert set(CHURN_REASONS) == {*EXPERIENCE_SIGNALS, INACTIVE}
+    for name, field in schema["properties"].items():
+        assert field["description"], name
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), CHURN_SIGNALS, ids=[f"{k}-{v['tier']}" for k, v in CHURN_SIGNALS]
+)
+def test_every_churn_signal_of_the_known_stream_is_a_valid_cx_churn_value(
+    key: str, value: dict[str, Any]
+) -> None:
+    assert errors(CHURN, value) == []
+    assert value["customer_id"] == key  # the message key
+
+
+CHURN_SIGNAL: dict[str, Any] = {
+    "customer_id": "c5",
+    "score": 0.4583,
+    "tier": "medium",
+    "previous_tier": "low",
+    "reasons": [
+        {"reason": "inactive", "contribution": 0.2506},
+        {"reason": "return", "contribution": 0.15},
+        {"reason": "late_delivery", "contribution": 0.1497},
+    ],
+    "p_alive": 0.7494,
+    "as_of": "2026-10-25T12:00:00.000Z",
+}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(CHURN_SIGNAL, id="medium-from-low"),
+        pytest.param(
+            {**CHURN_SIGNAL, "tier": "high", "previous_tier": None, "score": 1, "p_alive": 0},
+            id="first-scoring-high",
+        ),
+        pytest.param({**CHURN_SIGNAL, "tier": "low", "previous_tier": "high"}, id="down-to-low"),
+        pytest.param({**CHURN_SIGNAL, "reasons": []}, id="no-reasons"),
+        pytest.param({**CHURN_SIGNAL, "as_of": "2026-10-25T13:00:00+01:00"}, id="as_of-offset"),
+    ],
+)
+def test_hand_made_churn_signals_pass(value: dict[str, Any]) -> None:
+    assert errors(CHURN, value) == []
+
+
+def _reasons(*names: str) -> list[dict[str, Any]]:
+    return [{"reason": name, "contribution": 0.1} for name in names]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param({**CHURN_SIGNAL, "score": 1.5}, id="score-over-1"),
+        pytest.param({**CHURN_SIGNAL, "score": -0.1}, id="score-negative"),
+        pytest.param({**CHURN_SIGNAL, "score": "0.5"}, id="score-a-string"),
+        pytest.param({**CHURN_SIGNAL, "p_alive": 1.01}, id="p_alive-over-1"),
+        pytest.param({**CHURN_SIGNAL, "tier": "critical"}, id="unknown-tier"),
+        pytest.param({**CHURN_SIGNAL, "previous_tier": "none"}, id="unknown-previous_tier"),
+        pytest.param({**CHURN_SIGNAL, "tier": "low"}, id="tier-unchanged"),
+        pytest.param({**CHURN_SIGNAL, "tier": "low", "previous_tier": None}, id="first-low"),
+        pytest.param({**CHURN_SIGNAL, "reasons": _reasons("angry")}, id="unknown-reason"),
+        pytest.param(
+            {**CHURN_SIGNAL, "reasons": [{"reason": "return", "contribution": 1.2}]},
+            id="contribution-over-1",
+        ),
+        pytest.param(
+            {**CHURN_SIGNAL, "reasons": [{"reason": "return"}]}, id="contribution-missing"
+        ),
+        pytest.param(
+            {**CHURN_SIGNAL, "reasons": [{"reason": "return", "contribution": 0.2, "x": 1}]},
+            id="reason-extra-field",
+        ),
+        pytest.param(
+            {**CHURN_SIGNAL, "reasons": _reasons("return", "reopened", "low_csat", "detractor")},
+            id="four-reasons",
+        ),
+        pytest.param({**CHURN_SIGNAL, "reasons": ["return"]}, id="reason-a-string"),
+        pytest.param({**CHURN_SIGNAL, "customer_id": ""}, id="empty-customer_id"),
+        pytest.param({**CHURN_SIGNAL, "as_of": "2026-10-25T12:00:00"}, id="as_of-no-offset"),
+        pytest.param({**CHURN_SIGNAL, "as_of": 1_793_016_000_000}, id="as_of-epoch"),
+        pytest.param({**CHURN_SIGNAL, "extra": 1}, id="additional-property"),
+        pytest.param(without(CHURN_SIGNAL, "previous_tier"), id="missing-previous_tier"),
+        pytest.param(without(CHURN_SIGNAL, "reasons"), id="missing-reasons"),
+        pytest.param(without(CHURN_SIGNAL, "as_of"), id="missing-as_of"),
+    ],
+)
+def test_wrong_churn_signals_are_rejected(value: dict[str, Any]) -> None:
+    assert errors(CHURN, value)
