@@ -1,41 +1,59 @@
 """Pure churn-risk logic: one customer's purchase rhythm and experience, scored (contract 2, 3).
 
 In: every validated event of one customer (all types: orders give the purchase rhythm, the
-rest the experience signals), and from a timer the event time to rescore at. Out: the
-customer's `CustomerProfile` (score, tier, top reasons); its contributions to
-`cx_customers_by_risk_tier{tier}` (a gauge: +1 on the current tier, nothing once churned) and
-`cx_churn_signals_total{tier}`; and via `signal` the `cx.churn` value of the last tier change
-(the caller adds `customer_id` and publishes it keyed by customer). `cx_events_total` and
+rest the experience signals), recorded by `apply`; and from a timer, once the watermark has
+passed it, the event time to score at (`rescore`). Out: the customer's `CustomerProfile`
+(score, tier, top reasons); its contributions to `cx_customers_by_risk_tier{tier}` (a gauge:
++1 on the current tier, nothing once churned) and `cx_churn_signals_total{tier}`, returned by
+`rescore`; and via `signal` the `cx.churn` value of the last tier change (the caller adds
+`customer_id` and publishes it keyed by customer). `cx_events_total` and
 `cx_churned_customers_total` are counted by other families (`counts_events = False`).
 
 Model: ``score = 1 - p * prod_k (1 - e_k)`` in [0, 1], where ``p`` is `bgnbd.p_alive_risk`
 of the customer's ``(x, t_x, T)`` (counted as `agents.rfm` does: distinct UTC order days,
 weeks = days / 7, ``T`` up to the day scored; ``p = 1`` before the first order: no rhythm,
 no evidence of inactivity) and ``e_k = weight_k * min(1, intensity_k)`` for each experience
-signal. An intensity is ``sum_i 0.5 ** ((t - t_i) / half_life)`` over the signal's occurrences,
-kept as ``(value, as_of)`` and decayed when read. Reasons are `inactive` (``1 - p``) and each
-``e_k``: the top 3 above 0.01, largest first, ties by name.
+signal. An intensity is ``sum_i 0.5 ** ((t - t_i) / half_life)`` over the signal's occurrences
+``t_i <= t``. Reasons are `inactive` (``1 - p``) and each ``e_k``: the top 3 above 0.01,
+largest first, ties by name.
+
+Event time (contract 2, "Event time and the watermark"): scoring waits for time to pass, so
+the watermark drives it. `apply` only records an event and schedules a scoring at its time;
+`rescore(state, t)`, called once the watermark has passed ``t``, scores from what occurred at
+or before ``t`` only: signal occurrences and orders with ``t_i <= t``, conversation replies
+and resolutions up to their decision times, the churn if ``churned_at <= t``. Every on-time
+event is recorded before the watermark passes its time, so tiers, signals and gauges do not
+depend on the order in which the source topics are read (a replay gives live's numbers).
 
 Choices where the contract is silent (for the README):
-- A profile's clock only moves forward: an event older than the last scoring adds its
-  occurrence, decayed to that scoring's time, and the customer is scored at that time again.
+- A profile is scored at every event's time, a day after each scoring while not churned,
+  and just past a waiting conversation's FRT target (`next_rescore_ms`). Scorings only move
+  forward in event time.
+- A late event, at or before the last scoring (a time the watermark has already decided), is
+  recorded and counts from the next scoring on, as of its own time (a signal decayed from
+  then, an order on its day); decisions already taken are not revisited.
 - Tiers move up as soon as the score reaches a higher threshold, and down only once it falls
   below the current tier's threshold minus the hysteresis margin, to the highest tier whose
   threshold minus the margin the score still reaches.
 - The first scoring assigns a tier (gauge +1). It is a signal (`cx_churn_signals_total`,
   a `cx.churn` message with ``previous_tier = null``) only when that tier is `medium` or
   `high`: a new customer starting `low` is not news.
-- `slow_response` happens at ``opened + target`` when the first agent reply (or the
-  resolution, whichever comes first, as for FRT breaches) comes later than the channel's FRT
-  target, or the conversation is still unanswered past it when scored; once per conversation.
-- `repeat_contact`: a conversation's first `conversation.opened`, any channel, at or after
-  another conversation's last resolution and within the FCR horizon.
-- `customer.churned` ends the profile: it leaves the tier gauge (-1), is never scored or
-  signalled again, and later events are ignored.
-- Intensities below 1e-4 are dropped (about 13 half-lives; weight x 1e-4 moves no score).
-- Timer rescoring (`next_rescore_ms`) is daily while the customer is not churned, sooner when
-  an unanswered wait passes its target. `rescore` returns deltas the caller adds to the ledger,
-  as for `ServiceLevels.due`.
+- `slow_response` happens at ``opened + target`` when the first agent reply or resolution (the
+  earliest by event time, as for FRT breaches) comes later than the channel's FRT target, or
+  none has come by then; once per conversation, from its first `conversation.opened` (event
+  time), decided by the first scoring past the target.
+- `repeat_contact`: a conversation's first `conversation.opened` (event time), any channel, at
+  or after a resolution of another conversation and within the FCR horizon of it; decided by
+  the scoring at that open.
+- `customer.churned` (the earliest, by event time) ends the profile when scored: it leaves the
+  tier gauge (-1), is never scored or signalled again, and events after it are ignored.
+- Bounded state: occurrences not yet scored are kept one by one with their time (at most 256
+  per customer; beyond that the earliest is taken in at once, a little early); scored ones are
+  one decaying intensity per signal, exact since scorings only move forward, dropped below
+  1e-4 (about 13 half-lives: weight x 1e-4 moves no score); order days as `PurchaseDays`;
+  conversations (and their resolutions) within the FCR horizon, at most 256.
+- `rescore` returns deltas the caller adds to the ledger, at the scoring time, as for
+  `ServiceLevels.due`; `apply` returns none.
 """
 
 from __future__ import annotations
@@ -66,6 +84,17 @@ NEGLIGIBLE_INTENSITY: Final = 1e-4
 MAX_RECENT_DAYS: Final = 32
 #: hard cap per conversation map; the event-time horizons keep them far smaller in practice
 MAX_CONVERSATIONS: Final = 256
+#: resolution times kept per conversation (a resolved, reopened, resolved again loop)
+MAX_RESOLUTIONS: Final = 8
+#: occurrences and times to score at recorded ahead of the scoring, per customer
+MAX_PENDING: Final = 256
+#: what a pending entry holds besides a signal name: an order, or only a time to score at
+ORDER: Final = "order"
+SCORE_ONLY: Final = ""
+#: a conversation's decisions taken: slow response (or not), repeat contact (or not)
+SLOW_DECIDED: Final = 1
+REPEAT_DECIDED: Final = 2
+ALL_DECIDED: Final = SLOW_DECIDED | REPEAT_DECIDED
 #: survey -> (signal, highest score that raises it)
 SURVEY_SIGNALS: Final = {
     "nps": ("detractor", 6),
@@ -134,6 +163,13 @@ def _keep_newest(entries: dict[str, V], limit: int, when: Callable[[V], int]) ->
             del entries[key]
 
 
+def _latest(conversation: list[Any]) -> int:
+    """The newest time a conversation record holds (open, first reply, resolutions)."""
+    times: list[int] = [t for t in (conversation[0], conversation[2]) if t is not None]
+    times += conversation[4:]
+    return max(times)
+
+
 @dataclass(slots=True)
 class PurchaseDays:
     """Distinct UTC days of ``order.placed``: the first, how many, and the newest few exactly.
@@ -173,16 +209,17 @@ class CustomerProfile:
     """One customer's churn-risk state and ledger: one table value."""
 
     ledger: Ledger = field(default_factory=Ledger)
+    #: order days taken in by a scoring (or late): pending orders are in `pending`
     purchases: PurchaseDays = field(default_factory=PurchaseDays)
-    #: experience signal -> [intensity, as_of_ms]
+    #: experience signal -> [intensity, as_of_ms] of the occurrences taken in by a scoring
     signals: dict[str, list[float]] = field(default_factory=dict)
-    #: conversation id -> [opened_ms, target_ms]: open, no agent reply yet, not yet slow
-    waits: dict[str, list[int]] = field(default_factory=dict)
-    #: conversation id -> [wait ended ms, 1 if its open was seen else 0]: a repeated or late
-    #: open, or a reply before its open, must not start a phantom wait (FCR horizon)
-    answered: dict[str, list[int]] = field(default_factory=dict)
-    #: conversation id -> its last resolution ms, within the FCR horizon (repeat contacts)
-    resolutions: dict[str, int] = field(default_factory=dict)
+    #: [occurred_at_ms, what] recorded after the last scoring, by time: what is a signal name,
+    #: `ORDER`, or `SCORE_ONLY` (a time to score at)
+    pending: list[list[Any]] = field(default_factory=list)
+    #: conversation id -> [first opened_ms | None, its FRT target ms, first agent reply or
+    #: resolution ms | None, decisions taken (`SLOW_DECIDED`, `REPEAT_DECIDED`), then its
+    #: resolution times within the FCR horizon, oldest first (for repeat contacts)]
+    conversations: dict[str, list[Any]] = field(default_factory=dict)
     tier: str | None = None
     previous_tier: str | None = None
     #: the last scoring changed the tier and is a signal (`signal` has a message)
@@ -191,7 +228,10 @@ class CustomerProfile:
     p_alive: float = 1.0
     reasons: tuple[tuple[str, float], ...] = ()
     scored_at_ms: int | None = None
+    #: the earliest `customer.churned` recorded (scored once a scoring reaches it)
     churned_at_ms: int | None = None
+    #: a scoring has reached the churn: the profile is over
+    closed: bool = False
 
     def now(self, at_ms: int) -> int:
         """The time to score at: the profile's clock only moves forward."""
@@ -202,9 +242,8 @@ class CustomerProfile:
         fields: dict[str, Any] = {
             "buy": [buy.first, buy.count, buy.recent] if buy.first is not None else None,
             "sig": self.signals,
-            "wait": self.waits,
-            "ans": self.answered,
-            "res": self.resolutions,
+            "pend": self.pending,
+            "conv": self.conversations,
             "tier": self.tier,
             "prev": self.previous_tier,
             "new": self.signalled or None,
@@ -213,6 +252,7 @@ class CustomerProfile:
             "why": [list(reason) for reason in self.reasons],
             "at": self.scored_at_ms,
             "gone": self.churned_at_ms,
+            "end": self.closed or None,
         }
         compact = {key: value for key, value in fields.items() if value not in (None, {}, [])}
         return {**self.ledger.to_json(), **compact}
@@ -224,9 +264,8 @@ class CustomerProfile:
             ledger=Ledger.from_json(data),
             purchases=PurchaseDays() if buy is None else PurchaseDays(buy[0], buy[1], buy[2]),
             signals=dict(data.get("sig", {})),
-            waits=dict(data.get("wait", {})),
-            answered=dict(data.get("ans", {})),
-            resolutions=dict(data.get("res", {})),
+            pending=[list(entry) for entry in data.get("pend", [])],
+            conversations={k: list(v) for k, v in data.get("conv", {}).items()},
             tier=data.get("tier"),
             previous_tier=data.get("prev"),
             signalled=bool(data.get("new", False)),
@@ -235,11 +274,13 @@ class CustomerProfile:
             reasons=tuple((str(name), float(c)) for name, c in data.get("why", [])),
             scored_at_ms=data.get("at"),
             churned_at_ms=data.get("gone"),
+            closed=bool(data.get("end", False)),
         )
 
 
 class ChurnRisk:
-    """Scores a customer's `CustomerProfile` on every event and on timer rescoring."""
+    """Records a customer's events into its `CustomerProfile`; scores it when the watermark
+    has passed a time to score at (`next_rescore_ms`, then `rescore`)."""
 
     name = "churn_risk"
     types: frozenset[str] = frozenset(EVENT_TYPES)
@@ -266,34 +307,56 @@ class ChurnRisk:
         return CustomerProfile.from_json(data)
 
     def apply(self, state: CustomerProfile, event: Event) -> Deltas:
-        """Take in one new (deduplicated) event, then rescore at its time."""
-        state.signalled = False
-        if state.churned_at_ms is not None:
-            return Deltas()
-        now = state.now(event.occurred_at_ms)
+        """Record one new (deduplicated) event and schedule a scoring at its time. Nothing is
+        scored here (no deltas): that waits for the watermark to pass, in `rescore`."""
+        at = event.occurred_at_ms
+        churned = state.churned_at_ms
+        if state.closed or (churned is not None and at > churned):
+            return Deltas()  # after the churn: never scored
         if event.type == "customer.churned":
-            return self._churn(state, now)
-        if event.type in CONVERSATION_TYPES:
+            state.churned_at_ms = at
+        elif event.type in CONVERSATION_TYPES:
             assert event.conversation_id is not None  # validated for every conversation type
             self._observe_conversation(state, event, event.conversation_id)
         else:
             self._observe_other(state, event)
-        return self._score(state, now)
+        self._occur(state, SCORE_ONLY, at)
+        state.ledger.forget_before(at - self.config.dedup_horizon_ms)
+        return Deltas()
 
     def rescore(self, state: CustomerProfile, at_ms: int) -> Deltas:
-        """Rescore at ``at_ms`` (event time): inactivity grows, experience decays."""
+        """Score at ``at_ms`` (event time; the caller's watermark has passed it) from what
+        occurred at or before it: inactivity grows, experience decays. Returns the tier gauge
+        and signal deltas, at ``at_ms``."""
         state.signalled = False
-        if state.churned_at_ms is not None:
+        if state.closed:
             return Deltas()
-        return self._score(state, state.now(at_ms))
+        now = state.now(at_ms)
+        if state.churned_at_ms is not None and state.churned_at_ms <= now:
+            return self._close(state, now)
+        self._take_in(state, now)
+        self._decide_conversations(state, now)
+        self._forget(state, now)
+        return self._score(state, now)
 
     def next_rescore_ms(self, state: CustomerProfile) -> int | None:
-        """When to rescore next (event time): a day after the last scoring, or sooner when an
-        unanswered wait passes its target; None once churned or before the first scoring."""
-        if state.churned_at_ms is not None or state.scored_at_ms is None:
+        """When to score next (event time): the earliest event recorded and not yet scored, a
+        day after the last scoring, or just past a waiting conversation's FRT target, whichever
+        comes first; None once churned (or with nothing recorded)."""
+        if state.closed:
             return None
-        overdue = [opened + target + 1 for opened, target in state.waits.values()]
-        return min([state.scored_at_ms + RESCORE_INTERVAL_MS, *overdue])
+        scored = state.scored_at_ms
+        times = [state.pending[0][0]] if state.pending else []
+        if scored is not None:
+            times.append(scored + RESCORE_INTERVAL_MS)
+        for opened, target, ended, decided, *_ in state.conversations.values():
+            if opened is None or decided & SLOW_DECIDED:
+                continue
+            if ended is None or ended - opened > target:
+                times.append(opened + target + 1)
+        if scored is not None:
+            times = [t for t in times if t > scored]
+        return min(times, default=None)
 
     def signal(self, state: CustomerProfile) -> dict[str, Any] | None:
         """The `cx.churn` value (without `customer_id`) of the last scoring, if it signalled."""
@@ -308,13 +371,34 @@ class ChurnRisk:
             "as_of": rfc3339(state.scored_at_ms),
         }
 
-    def _occur(self, state: CustomerProfile, name: str, at_ms: int) -> None:
-        add_occurrence(state.signals, name, at_ms, self.half_life_ms)
+    # --- recording -----------------------------------------------------------------------
+
+    def _occur(self, state: CustomerProfile, what: str, at_ms: int) -> None:
+        """Something at ``at_ms``: pending until a scoring reaches it, or taken in at once when
+        late (at or before the last scoring: it counts from the next one)."""
+        if state.scored_at_ms is not None and at_ms <= state.scored_at_ms:
+            self._take(state, what, at_ms)
+            return
+        pending = state.pending
+        entry = [at_ms, what]
+        index = bisect.bisect_left(pending, entry)
+        if what == SCORE_ONLY and index < len(pending) and pending[index][0] == at_ms:
+            return  # a scoring at that time is already due
+        pending.insert(index, entry)
+        if len(pending) > MAX_PENDING:  # taken in now: counted a little early
+            earliest_ms, earliest = pending.pop(0)
+            self._take(state, earliest, earliest_ms)
+
+    def _take(self, state: CustomerProfile, what: str, at_ms: int) -> None:
+        if what == ORDER:
+            state.purchases.add(utc_day(at_ms))
+        elif what != SCORE_ONLY:
+            add_occurrence(state.signals, what, at_ms, self.half_life_ms)
 
     def _observe_other(self, state: CustomerProfile, event: Event) -> None:
         at = event.occurred_at_ms
         if event.type == "order.placed":
-            state.purchases.add(utc_day(at))
+            self._occur(state, ORDER, at)
         elif event.type == "order.delivered":
             if event.promised_at_ms is not None and at > event.promised_at_ms:
                 self._occur(state, "late_delivery", at)
@@ -328,58 +412,76 @@ class ChurnRisk:
     def _observe_conversation(self, state: CustomerProfile, event: Event, cid: str) -> None:
         at = event.occurred_at_ms
         if event.type == "conversation.opened":
-            self._opened(state, cid, at, self.config.frt_target_ms(event.channel))
+            conversation = self._conversation(state, cid)
+            if conversation[0] is None or at < conversation[0]:
+                conversation[0] = at
+                conversation[1] = self.config.frt_target_ms(event.channel)
         elif event.type == "conversation.reopened":
             self._occur(state, "reopened", at)
         elif event.type == "conversation.resolved":
-            state.resolutions[cid] = max(state.resolutions.get(cid, at), at)
             self._wait_ends(state, cid, at)
+            times = state.conversations[cid][4:]
+            if at not in times:
+                bisect.insort(times, at)
+                state.conversations[cid][4:] = times[-MAX_RESOLUTIONS:]
         elif event.type == "message.sent" and event.author == "agent":
             self._wait_ends(state, cid, at)
+        _keep_newest(state.conversations, MAX_CONVERSATIONS, _latest)
 
-    def _opened(self, state: CustomerProfile, cid: str, at: int, target: int) -> None:
-        ended = state.answered.get(cid)
-        if cid in state.waits or (ended is not None and ended[1]):
-            return  # the same conversation opened again: its first open stands
-        horizon = self.config.fcr_horizon_ms
-        if any(
-            key != cid and resolved <= at <= resolved + horizon
-            for key, resolved in state.resolutions.items()
-        ):
-            self._occur(state, "repeat_contact", at)
-        if ended is None:
-            state.waits[cid] = [at, target]
-            return
-        ended[1] = 1  # its reply or resolution came first
-        if ended[0] - at > target:
-            self._occur(state, "slow_response", at + target)
+    def _conversation(self, state: CustomerProfile, cid: str) -> list[Any]:
+        return state.conversations.setdefault(cid, [None, 0, None, 0])
 
     def _wait_ends(self, state: CustomerProfile, cid: str, at: int) -> None:
-        wait = state.waits.pop(cid, None)
-        if wait is None:
-            ended = state.answered.setdefault(cid, [at, 0])
-            if not ended[1]:
-                ended[0] = min(ended[0], at)
-            return
-        opened, target = wait
-        if at - opened > target:
-            self._occur(state, "slow_response", opened + target)
-        state.answered[cid] = [at, 1]
+        """A first agent reply or resolution, in any arrival order (before its open too)."""
+        conversation = self._conversation(state, cid)
+        if conversation[2] is None or at < conversation[2]:
+            conversation[2] = at
 
-    def _expire_waits(self, state: CustomerProfile, now: int) -> None:
-        for cid, (opened, target) in list(state.waits.items()):
-            if now - opened > target:
-                self._occur(state, "slow_response", opened + target)
-                del state.waits[cid]
-                state.answered[cid] = [opened + target, 1]
+    # --- scoring -------------------------------------------------------------------------
+
+    def _take_in(self, state: CustomerProfile, now: int) -> None:
+        """Take in what was pending up to ``now``, in time order."""
+        pending = state.pending
+        due = 0
+        while due < len(pending) and pending[due][0] <= now:
+            due += 1
+        for at, what in pending[:due]:
+            self._take(state, what, at)
+        del pending[:due]
+
+    def _decide_conversations(self, state: CustomerProfile, now: int) -> None:
+        """Slow responses past their target and repeat contacts opened by ``now``, each from
+        what occurred up to its own time (event time: every on-time event is in by now)."""
+        horizon = self.config.fcr_horizon_ms
+        ordered = sorted(
+            (c[0], cid, c) for cid, c in state.conversations.items() if c[0] is not None
+        )
+        for opened, cid, conversation in ordered:
+            _, target, ended, decided = conversation[:4]
+            if not decided & REPEAT_DECIDED and opened <= now:
+                if any(
+                    key != cid and any(r <= opened <= r + horizon for r in other[4:])
+                    for key, other in state.conversations.items()
+                ):
+                    self._take(state, "repeat_contact", opened)
+                decided |= REPEAT_DECIDED
+            if not decided & SLOW_DECIDED:
+                if ended is not None and ended - opened <= target:
+                    decided |= SLOW_DECIDED  # answered in time
+                elif now - opened > target:  # past the target, no reply or resolution by it
+                    self._take(state, "slow_response", opened + target)
+                    decided |= SLOW_DECIDED
+            conversation[3] = decided
 
     def _forget(self, state: CustomerProfile, now: int) -> None:
         cutoff = now - self.config.fcr_horizon_ms
-        state.resolutions = {k: t for k, t in state.resolutions.items() if t >= cutoff}
-        state.answered = {k: v for k, v in state.answered.items() if v[0] >= cutoff}
-        _keep_newest(state.resolutions, MAX_CONVERSATIONS, lambda t: t)
-        _keep_newest(state.answered, MAX_CONVERSATIONS, lambda v: v[0])
-        _keep_newest(state.waits, MAX_CONVERSATIONS, lambda v: v[0])
+        for conversation in state.conversations.values():
+            conversation[4:] = [t for t in conversation[4:] if t >= cutoff]
+        state.conversations = {
+            k: c
+            for k, c in state.conversations.items()
+            if not ((c[0] is None or c[3] == ALL_DECIDED) and _latest(c) < cutoff)
+        }
         faded = [
             name
             for name in state.signals
@@ -400,8 +502,6 @@ class ChurnRisk:
         return p, parts
 
     def _score(self, state: CustomerProfile, now: int) -> Deltas:
-        self._expire_waits(state, now)
-        self._forget(state, now)
         p, parts = self.contributions(state, now)
         score = 1.0 - p * math.prod(1.0 - parts[name] for name in EXPERIENCE_SIGNALS)
         state.score = min(max(score, 0.0), 1.0)
@@ -424,14 +524,15 @@ class ChurnRisk:
             deltas.inc(series_key(SIGNALS_TOTAL, tier), at_ms=now)
         return deltas
 
-    def _churn(self, state: CustomerProfile, now: int) -> Deltas:
+    def _close(self, state: CustomerProfile, now: int) -> Deltas:
+        """The churn is reached: out of the tier gauge, and nothing more to score."""
         deltas = Deltas()
         if state.tier is not None:
             deltas.inc(series_key(TIER_GAUGE, state.tier), -1, at_ms=now)
-        state.churned_at_ms = now
+        state.scored_at_ms = now
+        state.pending.clear()
         state.signals.clear()
-        state.waits.clear()
-        state.answered.clear()
-        state.resolutions.clear()
+        state.conversations.clear()
+        state.closed = True
         state.ledger.forget_before(now - self.config.dedup_horizon_ms)
         return deltas

@@ -188,8 +188,10 @@ class ServiceProcessor(FamilyProcessor[ServiceState]):
 
 
 class ChurnProcessor(FamilyProcessor[CustomerProfile]):
-    """Churn risk also rescores customers as event time passes, and queues `cx.churn`
-    signals (customer_id, value) in `outbox` for the agent to send."""
+    """Churn risk records each event and scores a customer only once the watermark has passed
+    the time to score at (the event's own, then daily), so tiers and signals do not depend on
+    the order the source topics are read in. Timer scorings queue `cx.churn` signals
+    (customer_id, value) in `outbox` for the agent to send."""
 
     def __init__(self, family: ChurnRisk) -> None:
         super().__init__(family)
@@ -199,19 +201,14 @@ class ChurnProcessor(FamilyProcessor[CustomerProfile]):
     def after_apply(
         self, view: PartitionView, customer_id: str, state: CustomerProfile, event: Event
     ) -> None:
-        self._settled(view, customer_id, state)
+        self.index(view, customer_id, state)
 
     def index(self, view: PartitionView, customer_id: str, state: CustomerProfile) -> None:
         view.schedule((customer_id, ""), self.churn.next_rescore_ms(state))
 
-    def _settled(self, view: PartitionView, customer_id: str, state: CustomerProfile) -> None:
-        signal = self.churn.signal(state)
-        if signal is not None:
-            self.outbox.append((customer_id, {"customer_id": customer_id, **signal}))
-        view.schedule((customer_id, ""), self.churn.next_rescore_ms(state))
-
     def fire_timers(self, partition: int, watermark_ms: int, get: Get, put: Put) -> int:
-        """Rescore every customer whose rescore time the watermark has passed."""
+        """Score every customer whose time to score at the watermark has passed (strictly:
+        an event at that very time is still on time), earliest first; returns how many."""
         view = self.views.get(partition)
         if view is None:
             return 0
@@ -224,6 +221,9 @@ class ChurnProcessor(FamilyProcessor[CustomerProfile]):
             put(customer_id, self.dump(state, partition))
             view.add(deltas)
             view.windows.add_entries(entries)
-            self._settled(view, customer_id, state)
+            signal = self.churn.signal(state)
+            if signal is not None:
+                self.outbox.append((customer_id, {"customer_id": customer_id, **signal}))
+            self.index(view, customer_id, state)
             fired += 1
         return fired

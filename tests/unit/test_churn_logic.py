@@ -5,12 +5,15 @@ high_effort 0.15, slow_response 0.15, reopened 0.10, repeat_contact 0.10, return
 late_delivery 0.15; tiers medium >= 0.4, high >= 0.7, hysteresis 0.05; BG/NBD (CDNOW weekly fit)
 r = 0.243, alpha = 4.414, a = 0.793, b = 2.426; chat FRT target 60 s, email 4 h; FCR horizon
 7 days. score = 1 - p * prod_k (1 - e_k), e_k = weight_k * min(1, intensity_k).
+
+`apply` only records; a scoring happens in `rescore`, at the times `next_rescore_ms` gives, once
+the watermark has passed them: `score_until` does what the timers do.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +21,9 @@ import orjson
 import pytest
 
 from agents.churn_logic import (
+    ALL_DECIDED,
     MAX_CONVERSATIONS,
+    MAX_PENDING,
     MAX_RECENT_DAYS,
     ChurnRisk,
     CustomerProfile,
@@ -31,9 +36,12 @@ from agents.churn_logic import (
 from agents.config import KpiConfig
 from agents.family import Family, process_event
 from agents.ledger import Deltas, add_into
+from agents.processor import ChurnProcessor
+from agents.watermark import Watermark
 from schemas.errors import ConfigurationError
 from schemas.events import Event
 from schemas.validate import EventValidator
+from tests.known_stream import LINES, MAX_BYTES
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -44,6 +52,7 @@ NOON_MS = DAY0_MS + 12 * HOUR_MS
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 GAUGE = "cx_customers_by_risk_tier"
 SIGNALS = "cx_churn_signals_total"
+LATENESS_MS = 5 * 60_000
 
 CONFIG = KpiConfig()
 FAMILY = ChurnRisk(CONFIG)
@@ -95,10 +104,26 @@ def resolved(when: int, cid: str, channel: str = "chat") -> Event:
     return event("conversation.resolved", when, channel=channel, conversation_id=cid)
 
 
+def score_until(
+    state: CustomerProfile, until_ms: int, family: ChurnRisk = FAMILY
+) -> dict[str, int]:
+    """Every scoring due at or before ``until_ms``, earliest first, as the timers run them once
+    the watermark has passed ``until_ms``; their deltas summed."""
+    total: dict[str, int] = {}
+    while (due := family.next_rescore_ms(state)) is not None and due <= until_ms:
+        add_into(total, family.rescore(state, due))
+    return total
+
+
 def run(events: Iterable[Event], state: CustomerProfile | None = None) -> CustomerProfile:
+    """Record the events, then score through the last one's time."""
     state = state if state is not None else FAMILY.new_state()
+    latest = None
     for item in events:
-        FAMILY.apply(state, item)
+        assert FAMILY.apply(state, item) == {}  # recording moves no tier
+        latest = max(item.occurred_at_ms, latest or item.occurred_at_ms)
+    if latest is not None:
+        score_until(state, latest)
     return state
 
 
@@ -144,7 +169,9 @@ def test_decay_does_not_depend_on_arrival_order() -> None:
 
 def test_detractor_today_without_orders_scores_its_weight() -> None:
     state = FAMILY.new_state()
-    deltas = FAMILY.apply(state, survey(NOON_MS, "nps", 6))
+    assert FAMILY.apply(state, survey(NOON_MS, "nps", 6)) == {}  # recorded only
+    assert state.tier is None and FAMILY.next_rescore_ms(state) == NOON_MS  # scored at its time
+    deltas = FAMILY.rescore(state, NOON_MS)
     # p = 1 (no orders); score = 1 - 1 * (1 - 0.35 * min(1, 1)) = 0.35
     assert state.score == pytest.approx(0.35, abs=1e-12)
     assert state.p_alive == 1.0
@@ -167,7 +194,8 @@ def test_repeat_buyer_score_combines_p_alive_and_experience() -> None:
     # orders on days 0, 7 and 14 (twice on day 14: one transaction), detractor on day 28:
     # x = 2, t_x = 14/7 = 2 weeks, T = 28/7 = 4 weeks
     state = run([order(NOON_MS + d * DAY_MS) for d in (0, 7, 14)] + [order(NOON_MS + 14 * DAY_MS)])
-    deltas = FAMILY.apply(state, survey(NOON_MS + 28 * DAY_MS, "nps", 0))
+    FAMILY.apply(state, survey(NOON_MS + 28 * DAY_MS, "nps", 0))
+    deltas = score_until(state, NOON_MS + 28 * DAY_MS)
     # p = 1 / (1 + 0.793/3.426 * (8.414/6.414)^2.243) = 0.701520
     p = p_alive_by_hand(2, 2.0, 4.0)
     assert p == pytest.approx(0.7015195, abs=1e-7)
@@ -176,7 +204,7 @@ def test_repeat_buyer_score_combines_p_alive_and_experience() -> None:
     assert state.score == pytest.approx(1 - p * 0.65, rel=1e-12)
     assert state.score == pytest.approx(0.5440123, abs=1e-7)
     assert state.reasons == (("detractor", 0.35), ("inactive", 0.2985))  # 1 - p = 0.298480
-    # the orders alone scored low (1 - p, about 0.19 to 0.25, on their own days)
+    # the orders alone scored low (1 - p, about 0.19 to 0.3, on their days and daily since)
     assert deltas == {f"{GAUGE}|low": -1, f"{GAUGE}|medium": 1, f"{SIGNALS}|medium": 1}
     assert FAMILY.signal(state) == {
         "score": 0.544,
@@ -220,7 +248,7 @@ def test_one_time_buyer_uses_the_mbg_term() -> None:
 
 def test_rescoring_later_raises_inactivity_and_decays_experience() -> None:
     state = run([order(NOON_MS + d * DAY_MS) for d in (0, 7, 14)])
-    FAMILY.apply(state, survey(NOON_MS + 28 * DAY_MS, "nps", 3))
+    run([survey(NOON_MS + 28 * DAY_MS, "nps", 3)], state)
     before = state.score
     assert FAMILY.next_rescore_ms(state) == NOON_MS + 29 * DAY_MS
     deltas = FAMILY.rescore(state, NOON_MS + 58 * DAY_MS)
@@ -235,10 +263,87 @@ def test_rescoring_later_raises_inactivity_and_decays_experience() -> None:
     assert FAMILY.next_rescore_ms(state) == NOON_MS + 59 * DAY_MS
 
 
-def test_a_late_event_is_scored_at_the_profile_time() -> None:
-    state = run([survey(NOON_MS + DAY_MS, "nps", 0), survey(NOON_MS, "csat", 1)])
-    assert state.scored_at_ms == NOON_MS + DAY_MS
-    assert level(state, "low_csat", NOON_MS + DAY_MS) == 0.5 ** (1 / 30)
+def test_events_arriving_out_of_order_are_scored_at_their_own_times() -> None:
+    state = FAMILY.new_state()
+    FAMILY.apply(state, survey(NOON_MS + DAY_MS, "nps", 0))
+    FAMILY.apply(state, survey(NOON_MS, "csat", 1))  # read second, happened first
+    assert FAMILY.next_rescore_ms(state) == NOON_MS
+    assert FAMILY.rescore(state, NOON_MS) == {f"{GAUGE}|low": 1}  # 0.25: the csat only
+    assert state.reasons == (("low_csat", 0.25),)
+    assert FAMILY.next_rescore_ms(state) == NOON_MS + DAY_MS
+    deltas = FAMILY.rescore(state, NOON_MS + DAY_MS)
+    # 1 - (1 - 0.35)(1 - 0.25 * 0.5^(1/30))
+    assert state.score == pytest.approx(1 - 0.65 * (1 - 0.25 * 0.5 ** (1 / 30)), rel=1e-12)
+    assert deltas == {f"{GAUGE}|low": -1, f"{GAUGE}|medium": 1, f"{SIGNALS}|medium": 1}
+
+
+def test_a_late_event_counts_from_the_next_scoring_only() -> None:
+    state = run([survey(NOON_MS + DAY_MS, "nps", 0)])
+    assert state.scored_at_ms == NOON_MS + DAY_MS and state.score == 0.35
+    # older than the last scoring: that decision stands (not revisited), nothing scored now
+    assert FAMILY.apply(state, survey(NOON_MS, "csat", 1)) == {}
+    assert state.scored_at_ms == NOON_MS + DAY_MS and state.score == 0.35
+    assert state.tier == "low"
+    assert level(state, "low_csat", NOON_MS + DAY_MS) == 0.5 ** (1 / 30)  # as of its own time
+    assert FAMILY.next_rescore_ms(state) == NOON_MS + 2 * DAY_MS  # no scoring in the past
+    deltas = FAMILY.rescore(state, NOON_MS + 2 * DAY_MS)
+    # 1 - (1 - 0.35 * 0.5^(1/30))(1 - 0.25 * 0.5^(2/30))
+    expected = 1 - (1 - 0.35 * 0.5 ** (1 / 30)) * (1 - 0.25 * 0.5 ** (2 / 30))
+    assert state.score == pytest.approx(expected, rel=1e-12)
+    assert deltas == {f"{GAUGE}|low": -1, f"{GAUGE}|medium": 1, f"{SIGNALS}|medium": 1}
+    # an event at the very time of the last scoring is late too
+    FAMILY.apply(state, survey(NOON_MS + 2 * DAY_MS, "ces", 1))
+    assert FAMILY.next_rescore_ms(state) == NOON_MS + 3 * DAY_MS
+
+
+def test_when_to_score_does_not_depend_on_what_is_recorded_already() -> None:
+    def scorings(state: CustomerProfile, until_ms: int) -> list[int]:
+        times = []
+        while (due := FAMILY.next_rescore_ms(state)) is not None and due <= until_ms:
+            FAMILY.rescore(state, due)
+            times.append(due)
+        return times
+
+    early, later = survey(NOON_MS, "nps", 0), order(NOON_MS + 2 * DAY_MS + HOUR_MS)
+    ahead = FAMILY.new_state()
+    FAMILY.apply(ahead, early)
+    FAMILY.apply(ahead, later)  # read before the watermark passed anything
+    behind = FAMILY.new_state()
+    FAMILY.apply(behind, early)
+    first = scorings(behind, NOON_MS + 2 * DAY_MS)  # the watermark is past day 2 already
+    FAMILY.apply(behind, later)
+    # at each event's time and a day after each scoring, whichever comes first
+    expected = [NOON_MS, NOON_MS + DAY_MS, NOON_MS + 2 * DAY_MS, later.occurred_at_ms]
+    assert scorings(ahead, later.occurred_at_ms) == expected
+    assert first + scorings(behind, later.occurred_at_ms) == expected
+    assert FAMILY.to_json(ahead) == FAMILY.to_json(behind)
+
+
+def test_a_scoring_uses_only_what_occurred_by_its_time() -> None:
+    state = FAMILY.new_state()
+    for item in (
+        order(NOON_MS),
+        survey(NOON_MS + HOUR_MS, "nps", 0),
+        order(NOON_MS + 3 * DAY_MS),
+        event("customer.churned", NOON_MS + 5 * DAY_MS, channel="web"),
+    ):
+        FAMILY.apply(state, item)  # all recorded before any scoring
+    FAMILY.rescore(state, NOON_MS)
+    # the first order only: x = 0, T = 0; no detractor yet
+    assert state.p_alive == pytest.approx(1 / (1 + 0.793 / 2.426), rel=1e-12)
+    assert state.reasons == (("inactive", round(1 - state.p_alive, 4)),)
+    FAMILY.rescore(state, NOON_MS + 2 * DAY_MS)
+    assert state.p_alive == pytest.approx(  # still one order day: the second is to come
+        1 / (1 + 0.793 / 2.426 * ((4.414 + 2 / 7) / 4.414) ** 0.243), rel=1e-12
+    )
+    detractor = 0.35 * 0.5 ** ((2 * DAY_MS - HOUR_MS) / HALF_LIFE_MS)  # since NOON_MS + 1 h
+    assert ("detractor", round(detractor, 4)) in state.reasons
+    FAMILY.rescore(state, NOON_MS + 3 * DAY_MS)
+    assert state.p_alive == pytest.approx(p_alive_by_hand(1, 3 / 7, 3 / 7), rel=1e-12)
+    assert FAMILY.rescore(state, NOON_MS + 4 * DAY_MS) == {}  # not churned yet: still scored
+    assert state.tier is not None and FAMILY.next_rescore_ms(state) == NOON_MS + 5 * DAY_MS
+    assert FAMILY.rescore(state, NOON_MS + 5 * DAY_MS) == {f"{GAUGE}|{state.tier}": -1}
+    assert FAMILY.next_rescore_ms(state) is None
 
 
 def test_late_delivery_and_return_are_signals() -> None:
@@ -326,11 +431,21 @@ def test_tier_hysteresis_does_not_flap() -> None:
 
 
 def test_gauge_deltas_across_a_tier_change_sum_to_zero() -> None:
+    # one event a millisecond, each scored at its time: 1 ms of decay moves a score by < 1e-9
     state = FAMILY.new_state()
     totals: dict[str, int] = {}
-    first = FAMILY.apply(state, survey(NOON_MS, "nps", 5))  # 0.35: low
+    clock = itertools.count(NOON_MS - 1)
+
+    def scored(make: Callable[[int], Event]) -> dict[str, int]:
+        item = make(next(clock))
+        assert FAMILY.apply(state, item) == {}
+        return score_until(state, item.occurred_at_ms)
+
+    first = scored(lambda at: survey(at, "nps", 5))  # 0.35: low
+    assert first == {f"{GAUGE}|low": 1}
     add_into(totals, first)
-    change = FAMILY.apply(state, survey(NOON_MS, "csat", 2))  # 1 - 0.65 * 0.75 = 0.5125
+    change = scored(lambda at: survey(at, "csat", 2))  # 1 - 0.65 * 0.75 = 0.5125
+    assert state.score == pytest.approx(0.5125, abs=1e-9)
     assert change == {f"{GAUGE}|low": -1, f"{GAUGE}|medium": 1, f"{SIGNALS}|medium": 1}
     assert sum(v for k, v in change.items() if k.startswith(GAUGE)) == 0
     assert FAMILY.signal(state) == {
@@ -345,33 +460,29 @@ def test_gauge_deltas_across_a_tier_change_sum_to_zero() -> None:
         "as_of": "2026-11-22T12:00:00.000Z",
     }
     add_into(totals, change)
-    nothing = FAMILY.apply(state, survey(NOON_MS, "nps", 10))
+    nothing = scored(lambda at: survey(at, "nps", 10))
     assert nothing == {} and FAMILY.signal(state) is None
     # more signals while medium: x (1 - 0.15) high effort, x (1 - 0.10) reopened, a second
     # detractor (intensity 2, capped at 1: no change), x (1 - 0.15) return
-    steps = [
-        survey(NOON_MS, "ces", 1),
-        event("conversation.reopened", NOON_MS, conversation_id="k"),
-        survey(NOON_MS, "nps", 1),
-        event(
-            "return.requested",
-            NOON_MS,
-            channel="returns",
-            order_id="o",
-            return_id="r",
-            reason="other",
+    steps: list[Callable[[int], Event]] = [
+        lambda at: survey(at, "ces", 1),
+        lambda at: event("conversation.reopened", at, conversation_id="k"),
+        lambda at: survey(at, "nps", 1),
+        lambda at: event(
+            "return.requested", at, channel="returns", order_id="o", return_id="r", reason="other"
         ),
     ]
     for step in steps:
-        assert FAMILY.apply(state, step) == {}
+        assert scored(step) == {}
     # 1 - 0.65 * 0.75 * 0.85 * 0.9 * 0.85 = 0.683003125: still medium
-    assert state.score == pytest.approx(0.683003125, abs=1e-12)
-    late = event(
-        "order.delivered", NOON_MS, channel="shop", order_id="o", promised_at=iso(NOON_MS - 1)
+    assert state.score == pytest.approx(0.683003125, abs=1e-9)
+    high = scored(
+        lambda at: event(
+            "order.delivered", at, channel="shop", order_id="o", promised_at=iso(at - 1)
+        )
     )
-    high = FAMILY.apply(state, late)
     # x (1 - 0.15) late delivery: 1 - 0.316996875 * 0.85 = 0.73055265625: high
-    assert state.score == pytest.approx(0.73055265625, abs=1e-12)
+    assert state.score == pytest.approx(0.73055265625, abs=1e-9)
     assert high == {f"{GAUGE}|medium": -1, f"{GAUGE}|high": 1, f"{SIGNALS}|high": 1}
     add_into(totals, high)
     assert {k: v for k, v in totals.items() if k.startswith(GAUGE)} == {f"{GAUGE}|high": 1}
@@ -396,7 +507,7 @@ def test_repeat_contact_within_the_fcr_horizon() -> None:
     later = t0 + HOUR_MS + 8 * DAY_MS
     run([opened(later, "k-3"), sent(later + 1000, "k-3")], state)
     assert level(state, "repeat_contact", later) == 0.5 ** (5 / 30)
-    assert "k-1" not in state.resolutions  # forgotten past the horizon
+    assert "k-1" not in state.conversations  # forgotten past the horizon
 
 
 def test_repeat_contact_at_the_horizon_edge_counts() -> None:
@@ -410,27 +521,41 @@ def test_repeat_contact_at_the_horizon_edge_counts() -> None:
 def test_slow_first_reply_is_a_slow_response_at_the_target() -> None:
     t0 = NOON_MS
     state = run([opened(t0, "k-1"), sent(t0 + 10_000, "k-1", author="bot")])
-    assert state.waits == {"k-1": [t0, 60_000]}
+    assert state.conversations["k-1"][:3] == [t0, 60_000, None]  # waiting: opened, target
+    assert FAMILY.next_rescore_ms(state) == t0 + 60_001  # just past the target
     run([sent(t0 + 90_000, "k-1")], state)
     # happened at t0 + 60 s, read 30 s later
     assert level(state, "slow_response", t0 + 90_000) == 0.5 ** (30_000 / HALF_LIFE_MS)
-    assert state.waits == {}
+    assert state.conversations["k-1"][3] == ALL_DECIDED
     assert state.score == pytest.approx(0.15 * 0.5 ** (30_000 / HALF_LIFE_MS), rel=1e-12)
+    assert FAMILY.next_rescore_ms(state) == t0 + 90_000 + DAY_MS  # nothing waits any more
+
+
+def test_the_first_reply_by_event_time_decides_in_any_arrival_order() -> None:
+    t0 = NOON_MS
+    items = [opened(t0, "k-1"), sent(t0 + 30_000, "k-1"), sent(t0 + 90_000, "k-1")]
+    for order_ in itertools.permutations(items):
+        state = run(order_)
+        assert state.signals == {}, order_  # answered after 30 s: not slow
+        assert state.score == 0.0
 
 
 def test_reply_at_the_target_is_not_slow() -> None:
     t0 = NOON_MS
     state = run([opened(t0, "k-1"), sent(t0 + 60_000, "k-1"), sent(t0 + 10 * 60_000, "k-1")])
-    assert state.signals == {} and state.waits == {}
+    assert state.signals == {} and state.conversations["k-1"][3] == ALL_DECIDED
 
 
 def test_unanswered_past_the_target_is_slow_when_rescored() -> None:
     t0 = NOON_MS
-    state = run([opened(t0, "k-1")])
+    state = FAMILY.new_state()
+    FAMILY.apply(state, opened(t0, "k-1"))
+    assert FAMILY.next_rescore_ms(state) == t0  # its own time first
+    FAMILY.rescore(state, t0)
     assert FAMILY.next_rescore_ms(state) == t0 + 60_001
     FAMILY.rescore(state, t0 + 60_001)
     assert level(state, "slow_response", t0 + 60_000) == 1.0
-    assert state.waits == {}
+    assert state.conversations["k-1"][3] == ALL_DECIDED
     run([sent(t0 + 120_000, "k-1")], state)  # the late reply does not count it again
     assert level(state, "slow_response", t0 + 60_000) == 1.0
     assert FAMILY.next_rescore_ms(state) == t0 + 120_000 + DAY_MS
@@ -444,7 +569,23 @@ def test_resolution_ends_the_wait_and_reply_before_open_is_matched() -> None:
     assert level(email, "slow_response", t0 + 4 * HOUR_MS) == 1.0  # target 4 h
     early = run([sent(t0 + 120_000, "k-9"), opened(t0, "k-9")])  # arrived out of order
     assert level(early, "slow_response", t0 + 60_000) == 1.0
-    assert early.waits == {}
+    assert FAMILY.next_rescore_ms(early) == t0 + 120_000 + DAY_MS  # nothing waits
+
+
+def test_repeat_contact_does_not_depend_on_arrival_order() -> None:
+    # k-1 (chat) resolved, k-2 opened on email a day later: the email topic may be read first
+    t0 = NOON_MS
+    items = [
+        opened(t0, "k-1"),
+        sent(t0 + 1000, "k-1"),
+        resolved(t0 + HOUR_MS, "k-1"),
+        opened(t0 + DAY_MS, "k-2", channel="email"),
+        sent(t0 + DAY_MS + 1000, "k-2"),
+    ]
+    for order_ in itertools.permutations(items):
+        state = run(order_)
+        assert level(state, "repeat_contact", t0 + DAY_MS) == 1.0, order_
+        assert state.score == pytest.approx(0.1 * 0.5 ** (1000 / HALF_LIFE_MS), rel=1e-12)
 
 
 def test_memory_stays_bounded_over_1000_conversations() -> None:
@@ -460,11 +601,16 @@ def test_memory_stays_bounded_over_1000_conversations() -> None:
             batch += [sent(at + 30_000, cid), resolved(at + 600_000, cid)]
         for item in batch:
             process_event(family, state, item, f"cx.events:0:{next(offsets)}", next(offsets))
+        # the timers: every scoring the watermark (latest event - 5 min) has passed
+        state.ledger.add(score_until(state, batch[-1].occurred_at_ms - LATENESS_MS - 1))
+    state.ledger.add(score_until(state, batch[-1].occurred_at_ms))
     horizon_conversations = 7 * DAY_MS // step + 1  # 117 within the FCR horizon
-    assert len(state.waits) <= 1
-    assert len(state.resolutions) <= horizon_conversations
-    assert len(state.answered) <= horizon_conversations
-    assert max(len(state.resolutions), len(state.answered)) <= MAX_CONVERSATIONS
+    waiting = [c for c in state.conversations.values() if c[3] != ALL_DECIDED]
+    assert len(waiting) <= 1
+    assert state.pending == []
+    assert sum(len(c) > 4 for c in state.conversations.values()) <= horizon_conversations
+    assert len(state.conversations) <= horizon_conversations
+    assert len(state.conversations) <= MAX_CONVERSATIONS
     assert len(state.ledger.seen) <= 3 * (DAY_MS // step + 1)  # dedup horizon: one day
     # 100 slow responses and 899 repeat contacts are two decaying intensities, not lists
     assert set(state.signals) == {"slow_response", "repeat_contact"}
@@ -499,13 +645,27 @@ def test_purchase_days_are_distinct_days_in_any_order() -> None:
 def test_churned_customer_leaves_the_gauge_and_is_never_signalled_again() -> None:
     state = run([survey(NOON_MS, "nps", 0), survey(NOON_MS, "csat", 1)])
     assert state.tier == "medium"
-    deltas = FAMILY.apply(state, event("customer.churned", NOON_MS + HOUR_MS, channel="web"))
+    assert FAMILY.apply(state, event("customer.churned", NOON_MS + HOUR_MS, channel="web")) == {}
+    assert FAMILY.next_rescore_ms(state) == NOON_MS + HOUR_MS
+    FAMILY.apply(state, survey(NOON_MS + 2 * HOUR_MS, "ces", 1))  # after the churn: ignored
+    deltas = FAMILY.rescore(state, NOON_MS + HOUR_MS)
     assert deltas == {f"{GAUGE}|medium": -1}  # cx_churned_customers_total is feedback's
+    assert deltas.times == {f"{GAUGE}|medium": NOON_MS + HOUR_MS}
     assert FAMILY.signal(state) is None
     assert FAMILY.next_rescore_ms(state) is None
-    assert FAMILY.apply(state, survey(NOON_MS + 2 * HOUR_MS, "ces", 1)) == {}
+    assert FAMILY.apply(state, survey(NOON_MS + 3 * HOUR_MS, "ces", 1)) == {}
     assert FAMILY.rescore(state, NOON_MS + 30 * DAY_MS) == {}
-    assert state.signals == {}
+    assert state.signals == {} and state.pending == []
+
+
+def test_a_late_churn_ends_the_profile_at_the_next_scoring() -> None:
+    state = run([survey(NOON_MS, "nps", 0), survey(NOON_MS + DAY_MS, "csat", 1)])
+    assert state.tier == "medium"
+    FAMILY.apply(state, event("customer.churned", NOON_MS + HOUR_MS, channel="web"))
+    assert state.tier == "medium"  # the scoring at NOON_MS + DAY_MS stands
+    assert FAMILY.next_rescore_ms(state) == NOON_MS + 2 * DAY_MS
+    assert FAMILY.rescore(state, NOON_MS + 2 * DAY_MS) == {f"{GAUGE}|medium": -1}
+    assert FAMILY.next_rescore_ms(state) is None
 
 
 def test_family_shape() -> None:
@@ -529,7 +689,10 @@ def test_json_round_trip() -> None:
             survey(t0 + 11 * DAY_MS, "csat", 1),
         ]
     )
-    assert state.waits and state.resolutions and state.answered and state.tier
+    FAMILY.apply(state, survey(t0 + 12 * DAY_MS, "ces", 2))  # recorded, not yet scored
+    FAMILY.apply(state, order(t0 + 12 * DAY_MS))
+    assert state.conversations["k-1"][4:] == [t0 + 10 * DAY_MS + 2000]  # its resolution
+    assert state.pending and state.tier
     data = orjson.loads(orjson.dumps(FAMILY.to_json(state)))
     copy = FAMILY.from_json(data)
     assert FAMILY.to_json(copy) == FAMILY.to_json(state)
@@ -570,4 +733,146 @@ def test_partial_weights_keep_the_other_defaults() -> None:
     state = family.new_state()
     family.apply(state, survey(NOON_MS, "nps", 0))
     family.apply(state, survey(NOON_MS, "csat", 1))
+    score_until(state, NOON_MS, family)
     assert state.score == pytest.approx(1 - 0.5 * 0.75, abs=1e-12)
+
+
+# --- event time: arrival order does not matter within the watermark ---------------------
+
+
+def c5_topics() -> dict[str, list[Event]]:
+    """Customer c5 of the known stream, per source topic (its channel), in each topic's order:
+    two orders and two deliveries (one late) on shop, a return and its refund on returns, the
+    churn on web."""
+    validator = EventValidator(max_bytes=MAX_BYTES, max_future_ms=None)
+    topics: dict[str, list[Event]] = {}
+    for line in LINES:
+        if b'"customer_id":"c5"' in line:
+            result = validator.validate(line, orjson.loads(line)["channel"])
+            assert isinstance(result, Event), result
+            topics.setdefault(result.channel, []).append(result)
+    return topics
+
+
+def interleavings(topics: list[list[Event]]) -> Iterator[list[Event]]:
+    """Every merge of the topics that keeps each topic's own order."""
+    if not any(topics):
+        yield []
+        return
+    for index, topic in enumerate(topics):
+        if topic:
+            rest = [*topics[:index], topic[1:], *topics[index + 1 :]]
+            for tail in interleavings(rest):
+                yield [topic[0], *tail]
+
+
+def read_live(
+    topics: dict[str, list[Event]], order_: list[Event]
+) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, int], dict[str, int]]:
+    """Process the events in the order read, through `ChurnProcessor` and a dict table, firing
+    the timers after each event at the contract's watermark: the minimum over the source topics
+    (assigned from the start, so each holds it until it shows data) of the latest event time
+    read, less 5 minutes; at the end every topic is idle: the latest event time less 5 minutes,
+    as `cxpulse compute` settles. Returns the signals, the tier totals then, and the tier totals
+    once the watermark has passed the churn too."""
+    processor = ChurnProcessor(ChurnRisk(CONFIG))
+    table: dict[str, bytes] = {}
+    idle_s = 60.0
+    watermark = Watermark(CONFIG.allowed_lateness_ms, idle_s)
+    for topic in topics:
+        watermark.assign(topic, 0.0)
+    for offset, item in enumerate(order_):
+        processor.handle(table.get, table.__setitem__, 0, offset, item, f"{item.channel}:{offset}")
+        watermark.observe(item.channel, item.occurred_at_ms, 0.0)
+        current = watermark.value_ms(0.0)
+        if current is not None:
+            processor.fire_timers(0, current, table.get, table.__setitem__)
+    final = watermark.value_ms(idle_s)
+    assert final == max(e.occurred_at_ms for e in order_) - LATENESS_MS
+    processor.fire_timers(0, final, table.get, table.__setitem__)
+    settled = dict(processor.totals_by_partition()[0])
+    churned = max(e.occurred_at_ms for e in order_ if e.type == "customer.churned")
+    processor.fire_timers(0, churned + 1, table.get, table.__setitem__)
+    return processor.outbox, settled, dict(processor.totals_by_partition()[0])
+
+
+def test_every_interleaving_of_c5s_topics_gives_the_signals_of_file_order() -> None:
+    topics = c5_topics()
+    assert {t: len(events) for t, events in topics.items()} == {"shop": 4, "returns": 2, "web": 1}
+    in_file_order = sorted(
+        (e for events in topics.values() for e in events), key=lambda e: e.occurred_at_ms
+    )
+    expected = read_live(topics, in_file_order)
+    signals, settled, after_churn = expected
+    # the return (2026-10-25T12:00) on top of a late delivery two hours before and a one-time
+    # buyer's inactivity: medium; the churn (2026-10-27) is past the final watermark, then ends it
+    assert [
+        (key, value["tier"], value["previous_tier"], value["as_of"]) for key, value in signals
+    ] == [("c5", "medium", "low", "2026-10-25T12:00:00.000Z")]
+    assert signals[0][1]["score"] == 0.4583
+    assert settled == {f"{GAUGE}|medium": 1, f"{SIGNALS}|medium": 1}
+    assert after_churn == {f"{SIGNALS}|medium": 1}
+    orders = list(interleavings(list(topics.values())))
+    assert len(orders) == 105  # 7! / (4! 2! 1!)
+    differing = [order_ for order_ in orders if read_live(topics, order_) != expected]
+    assert differing == []
+
+
+def test_state_stays_bounded_over_1000_events_in_60_days() -> None:
+    """A busy customer through `ChurnProcessor`: orders, deliveries, returns, surveys and
+    conversations, one every 5184 s, timers fired after each at the latest time less 5 min."""
+    processor = ChurnProcessor(ChurnRisk(CONFIG))
+    table: dict[str, bytes] = {}
+    step = 60 * DAY_MS // 1000
+
+    def make(i: int, at: int) -> Event:
+        cid = f"k-{i // 4}"
+        kinds: list[Callable[[], Event]] = [
+            lambda: order(at),
+            lambda: event(
+                "order.delivered", at, channel="shop", order_id=f"o-{i}", promised_at=iso(at - 1)
+            ),
+            lambda: survey(at, ("nps", "csat", "ces")[i % 3], 1),
+            lambda: event(
+                "return.requested",
+                at,
+                channel="returns",
+                order_id=f"o-{i}",
+                return_id=f"r-{i}",
+                reason="other",
+            ),
+            lambda: opened(at, cid),
+            lambda: sent(at + 90_000, cid),
+            lambda: event("conversation.reopened", at, conversation_id=cid),
+            lambda: resolved(at, cid),
+        ]
+        return kinds[i % len(kinds)]()
+
+    sizes = []
+    latest = NOON_MS
+    for i in range(1000):
+        item = make(i, NOON_MS + i * step)
+        processor.handle(table.get, table.__setitem__, 0, i, item, f"cx.events:0:{i}")
+        latest = max(latest, item.occurred_at_ms)
+        processor.fire_timers(0, latest - LATENESS_MS, table.get, table.__setitem__)
+        sizes.append(len(table["c-1"]))
+    state = processor.load(table["c-1"])
+    assert len(state.pending) <= 2  # only what the watermark has not passed yet
+    assert len(state.purchases.recent) <= MAX_RECENT_DAYS
+    assert set(state.signals) <= set(FAMILY.weights)
+    assert len(state.conversations) <= 7 * DAY_MS // step + 2  # the FCR horizon's
+    assert len(state.ledger.seen) <= DAY_MS // step + 2  # the dedup horizon's
+    assert max(sizes) < 4_000  # bytes of the table value
+    assert max(sizes[500:]) <= max(sizes[:500]) * 1.5  # flat, not growing with the history
+
+    # a watermark that never moves: nothing is scored, and what waits is capped
+    stuck = ChurnProcessor(ChurnRisk(CONFIG))
+    table.clear()
+    for i in range(1000):
+        item = make(i, NOON_MS + i * step)
+        stuck.handle(table.get, table.__setitem__, 0, i, item, f"cx.events:0:{i}")
+    state = stuck.load(table["c-1"])
+    assert state.scored_at_ms is None and len(state.pending) == MAX_PENDING
+    assert len(state.conversations) <= MAX_CONVERSATIONS
+    assert len(state.ledger.seen) <= DAY_MS // step + 2
+    assert len(table["c-1"]) < 20_000
