@@ -17,7 +17,7 @@ from typing import Any
 import faust
 import orjson
 
-from agents.family_agent import TablePort, register_family
+from agents.family_agent import TablePort, register_family, register_timers
 from agents.runtime import Runtime
 
 AGENT = "score_churn_risk"
@@ -45,15 +45,13 @@ def register(app: faust.App, runtime: Runtime, events: Any, dlq: Any, churn: Any
         on_applied=send_signals,
     )
 
-    async def rescore_churn_risk() -> None:
-        if app.rebalancing:
-            return
-        for partition in list(processor.views):
-            watermark = runtime.timer_watermark_ms(partition, AGENT)
-            if watermark is not None:
-                put = port.put_outside(partition)
-                processor.fire_timers(partition, watermark, port.get, put)
-        await send_signals()
-
-    app.timer(RESCORE_INTERVAL_S, name="rescore_churn_risk")(rescore_churn_risk)
+    register_timers(
+        app,
+        runtime,
+        processor,
+        port,
+        agent_name=AGENT,
+        interval_s=RESCORE_INTERVAL_S,
+        after=send_signals,
+    )
     return port

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 
@@ -129,3 +129,39 @@ def register_family(
     agent.__name__ = agent.__qualname__ = agent_name
     registered = app.agent(events, name=agent_name, concurrency=1)(agent)
     return registered, table, port
+
+
+class TimedProcessor(Protocol):
+    """A processor whose watermark-driven timers write customer state."""
+
+    views: dict[int, Any]
+
+    def fire_timers(self, partition: int, watermark_ms: int, get: Any, put: Any) -> int: ...
+
+
+def register_timers(
+    app: faust.App,
+    runtime: Runtime,
+    processor: TimedProcessor,
+    port: TablePort,
+    *,
+    agent_name: str,
+    interval_s: float,
+    after: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Fire the processor's due timers every `interval_s`, per owned partition, up to the
+    watermark this agent has processed there; writes go to the partition's changelog."""
+
+    async def fire() -> None:
+        if app.rebalancing:
+            return  # views are rebuilt once recovery completes
+        for partition in list(processor.views):
+            watermark = runtime.timer_watermark_ms(partition, agent_name)
+            if watermark is not None:
+                put = port.put_outside(partition)
+                processor.fire_timers(partition, watermark, port.get, put)
+        if after is not None:
+            await after()
+
+    fire.__name__ = fire.__qualname__ = f"{agent_name}_timers"
+    app.timer(interval_s, name=f"{agent_name}_timers")(fire)

@@ -15,7 +15,7 @@ from typing import Any
 
 import faust
 
-from agents.family_agent import TablePort, register_family
+from agents.family_agent import TablePort, register_family, register_timers
 from agents.runtime import Runtime
 
 SETTLE_INTERVAL_S = 1.0
@@ -37,14 +37,5 @@ def register(app: faust.App, runtime: Runtime, events: Any, dlq: Any) -> TablePo
         dead_letters=True,
     )
 
-    async def settle_service_timers() -> None:
-        if app.rebalancing:
-            return  # views are rebuilt once recovery completes
-        for partition in list(processor.views):
-            watermark = runtime.timer_watermark_ms(partition, AGENT)
-            if watermark is not None:
-                put = port.put_outside(partition)
-                processor.fire_timers(partition, watermark, port.get, put)
-
-    app.timer(SETTLE_INTERVAL_S, name="settle_service_timers")(settle_service_timers)
+    register_timers(app, runtime, processor, port, agent_name=AGENT, interval_s=SETTLE_INTERVAL_S)
     return port
