@@ -13,6 +13,7 @@ dead-lettered with reason and detail, the partition goes on. A redelivered messa
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -131,12 +132,17 @@ def register_family(
     return registered, table, port
 
 
+TIMERS_PER_SLICE = 500
+
+
 class TimedProcessor(Protocol):
     """A processor whose watermark-driven timers write customer state."""
 
     views: dict[int, Any]
 
-    def fire_timers(self, partition: int, watermark_ms: int, get: Any, put: Any) -> int: ...
+    def fire_timers(
+        self, partition: int, watermark_ms: int, get: Any, put: Any, limit: int | None = None
+    ) -> int: ...
 
 
 def register_timers(
@@ -151,15 +157,30 @@ def register_timers(
 ) -> None:
     """Fire the processor's due timers every `interval_s`, per owned partition, up to the
     watermark this agent has processed there; writes go to the partition's changelog."""
+    runtime.timed_agents.add(agent_name)
 
     async def fire() -> None:
         if app.rebalancing:
             return  # views are rebuilt once recovery completes
+        await runtime.refresh_positions(list(processor.views))
         for partition in list(processor.views):
             watermark = runtime.timer_watermark_ms(partition, agent_name)
-            if watermark is not None:
-                put = port.put_outside(partition)
-                processor.fire_timers(partition, watermark, port.get, put)
+            if watermark is None:
+                continue
+            put = port.put_outside(partition)
+            # in slices, yielding between them: a watermark jump (a replay, an idle source
+            # let go) can make thousands of timers due at once
+            while (
+                processor.fire_timers(partition, watermark, port.get, put, TIMERS_PER_SLICE)
+                == TIMERS_PER_SLICE
+            ):
+                if after is not None:
+                    await after()
+                await asyncio.sleep(0)
+                if app.rebalancing or partition not in processor.views:
+                    break
+            else:
+                runtime.timers_fired_to[(agent_name, partition)] = watermark
         if after is not None:
             await after()
 

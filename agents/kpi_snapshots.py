@@ -7,7 +7,8 @@ the internal partials topic keyed `window` (so one worker sees every partition's
 window). Agent `merge_kpi_partials` keeps the latest partial per window and partition (in
 memory: partials are re-sent every interval, so a restart loses nothing that matters), and
 timer `publish_kpi_snapshots` merges them and sends one snapshot per channel and window to
-`cx.kpi`, keyed by channel, `as_of` the oldest partial's.
+`cx.kpi`, keyed by channel, `as_of` the oldest partial's — only once every `cx.events`
+partition has reported that window cut at the same end, so a snapshot is never partial.
 
 Bad partial (not our JSON): logged and skipped; it is our own internal topic. What stops the
 worker: see `agents.fatal`.
@@ -22,6 +23,7 @@ from typing import Any
 import faust
 import orjson
 
+from agents.config import bucket_seconds
 from agents.fatal import stop_worker
 from agents.runtime import Runtime
 from agents.windows import SNAPSHOT_CHANNELS, Partial, gauges_of, snapshot, window_name
@@ -30,16 +32,40 @@ log = logging.getLogger(__name__)
 STALE_AFTER_INTERVALS = 3
 
 
-def register(app: faust.App, runtime: Runtime, partials: Any, kpi: Any, interval_s: float) -> None:
+Reported = tuple[float, int, Partial, dict[str, int]]
+
+
+def _complete_round(
+    latest: dict[tuple[int, int], Reported], window_s: int, expected_partitions: int
+) -> list[Reported] | None:
+    """Every partition's partial of a window, if all have reported and cut the window at the
+    same end (their `as_of` floored to the window's granularity): only then is the merge the
+    window at one instant. Otherwise None: the next round will be complete."""
+    found = {p: v for (w, p), v in latest.items() if w == window_s}
+    if len(found) < expected_partitions:
+        return None
+    size = bucket_seconds(window_s) * 1000
+    ends = {as_of // size for _, as_of, _, _ in found.values()}
+    return list(found.values()) if len(ends) == 1 else None
+
+
+def register(
+    app: faust.App,
+    runtime: Runtime,
+    partials: Any,
+    kpi: Any,
+    interval_s: float,
+    expected_partitions: int,
+) -> None:
     """Declare the partial and snapshot timers and the merge agent on `app`."""
     #: (window_s, partition) -> (received wall time, as_of_ms, partial, gauges)
-    latest: dict[tuple[int, int], tuple[float, int, Partial, dict[str, int]]] = {}
+    latest: dict[tuple[int, int], Reported] = {}
 
     async def publish_kpi_partials() -> None:
         if app.rebalancing:
             return
         for partition in list(runtime.families.service.views):
-            as_of = runtime.timer_watermark_ms(partition)
+            as_of = runtime.settled_watermark_ms(partition)
             if as_of is None:
                 continue
             gauges = gauges_of(runtime.families.totals_by_partition().get(partition, {}))
@@ -76,10 +102,12 @@ def register(app: faust.App, runtime: Runtime, partials: Any, kpi: Any, interval
             k for k, v in latest.items() if now - v[0] > STALE_AFTER_INTERVALS * interval_s
         ]:
             del latest[key]
+        if app.rebalancing:
+            return
         for window_s in runtime.config.windows_s:
-            found = [v for (w, _), v in latest.items() if w == window_s]
-            if not found:
-                continue
+            found = _complete_round(latest, window_s, expected_partitions)
+            if found is None:
+                continue  # not every partition has reported this window end yet
             merged = Partial()
             gauges: dict[str, int] = {}
             for _, _, partial, partition_gauges in found:

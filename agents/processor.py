@@ -165,9 +165,11 @@ class ServiceProcessor(FamilyProcessor[ServiceState]):
                 waits.pop(ref, None)
         view.schedule(ref, None if conv is None else conv.next_deadline_ms(self.service.config))
 
-    def fire_timers(self, partition: int, watermark_ms: int, get: Get, put: Put) -> int:
+    def fire_timers(
+        self, partition: int, watermark_ms: int, get: Get, put: Put, limit: int | None = None
+    ) -> int:
         """Settle every breach and FCR horizon the watermark has passed (strictly: an event at the
-        deadline itself still counts as in time); returns how many."""
+        deadline itself still counts as in time), at most `limit` of them; returns how many."""
         view = self.views.get(partition)
         if view is None:
             return 0
@@ -184,6 +186,8 @@ class ServiceProcessor(FamilyProcessor[ServiceState]):
                 view, customer_id, conversation_id, state.conversations.get(conversation_id)
             )
             fired += 1
+            if fired == limit:
+                break
         return fired
 
 
@@ -206,9 +210,12 @@ class ChurnProcessor(FamilyProcessor[CustomerProfile]):
     def index(self, view: PartitionView, customer_id: str, state: CustomerProfile) -> None:
         view.schedule((customer_id, ""), self.churn.next_rescore_ms(state))
 
-    def fire_timers(self, partition: int, watermark_ms: int, get: Get, put: Put) -> int:
+    def fire_timers(
+        self, partition: int, watermark_ms: int, get: Get, put: Put, limit: int | None = None
+    ) -> int:
         """Score every customer whose time to score at the watermark has passed (strictly:
-        an event at that very time is still on time), earliest first; returns how many."""
+        an event at that very time is still on time), earliest first, at most `limit`;
+        returns how many."""
         view = self.views.get(partition)
         if view is None:
             return 0
@@ -226,4 +233,6 @@ class ChurnProcessor(FamilyProcessor[CustomerProfile]):
                 self.outbox.append((customer_id, {"customer_id": customer_id, **signal}))
             self.index(view, customer_id, state)
             fired += 1
+            if fired == limit:
+                break
         return fired

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -17,6 +17,10 @@ from agents.ingest_logic import SourcePartitionState
 from agents.pipeline_core import Families
 from agents.watermark import Watermark
 from schemas.validate import EventValidator
+
+
+async def _unknown_position(partition: int) -> int | None:
+    return None
 
 
 class Recorder(Protocol):
@@ -45,8 +49,16 @@ class Runtime:
     processed_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     #: the agents reading cx.events, so a partition's watermark waits for the slowest
     event_agents: set[str] = field(default_factory=set)
+    #: (agent, cx.events partition) -> the watermark up to which the agent's timers have
+    #: fired there; agents with timers are listed in `timed_agents`
+    timers_fired_to: dict[tuple[str, int], int] = field(default_factory=dict)
+    timed_agents: set[str] = field(default_factory=set)
     #: cx.events partition -> its high-water mark (next offset to be written), if known
     events_highwater: Callable[[int], int | None] = lambda partition: None
+    #: cx.events partition -> the consumer's fetch position there, refreshed by the timers
+    events_positions: dict[int, int] = field(default_factory=dict)
+    #: reads the consumer's fetch position of a cx.events partition (None: unknown)
+    events_position: Callable[[int], Awaitable[int | None]] = field(default=_unknown_position)
     #: validates what ingest already validated: no size limit (normalising may add bytes),
     #: no clock (ingest's clock already judged it)
     events_validator: EventValidator = field(init=False)
@@ -68,6 +80,7 @@ class Runtime:
             for agent in self.event_agents:
                 self.processed_watermarks.pop((agent, partition), None)
                 self.processed_offsets.pop((agent, partition), None)
+                self.timers_fired_to.pop((agent, partition), None)
             for processor in self.families.all():
                 processor.views.pop(partition, None)
         for ref in source_refs:
@@ -98,12 +111,34 @@ class Runtime:
                 return current
         return stamped
 
+    async def refresh_positions(self, partitions: Iterable[int]) -> None:
+        for partition in partitions:
+            position = await self.events_position(partition)
+            if position is None:
+                self.events_positions.pop(partition, None)
+            else:
+                self.events_positions[partition] = position
+
+    def settled_watermark_ms(self, partition: int) -> int | None:
+        """As of when a partition's derived state is complete: every agent has read up to it
+        and every timer due before it has fired (what a snapshot may claim as `as_of`)."""
+        watermark = self.timer_watermark_ms(partition)
+        fired = [self.timers_fired_to.get((agent, partition)) for agent in self.timed_agents]
+        if watermark is None or None in fired:
+            return None
+        return min([watermark, *(f for f in fired if f is not None)])
+
     def _caught_up(self, agent: str, partition: int) -> bool:
         highwater = self.events_highwater(partition)
-        processed = self.processed_offsets.get((agent, partition))
         if highwater is None:
             return False
-        return highwater == 0 or (processed is not None and processed + 1 >= highwater)
+        processed = self.processed_offsets.get((agent, partition))
+        if processed is not None:
+            return processed + 1 >= highwater
+        # nothing processed since this worker got the partition: caught up when everything
+        # up to the high-water mark was committed before (the consumer starts fetching there)
+        position = self.events_positions.get(partition)
+        return highwater == 0 or (position is not None and position >= highwater)
 
     def ingest_totals_by_partition(self) -> dict[int, dict[str, int]]:
         merged: dict[int, dict[str, int]] = {}

@@ -100,9 +100,23 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     commerce.register(app, runtime, topics.events, topics.dlq)
     churn_risk.register(app, runtime, topics.events, topics.dlq, topics.churn)
     kpi_snapshots.register(
-        app, runtime, topics.kpi_partials, topics.kpi, settings.snapshot_interval_s
+        app,
+        runtime,
+        topics.kpi_partials,
+        topics.kpi,
+        settings.snapshot_interval_s,
+        expected_partitions=settings.partitions,
     )
     runtime.events_highwater = lambda partition: _highwater(app, settings.events_topic, partition)
+
+    async def events_position(partition: int) -> int | None:
+        consumer = getattr(app, "_consumer", None)
+        if consumer is None:
+            return None
+        position: int | None = await consumer.position(TP(settings.events_topic, partition))
+        return position
+
+    runtime.events_position = events_position
     _forget_revoked(app, runtime, settings)
     registry.register(KpiCollector(runtime))
     registry.register(ConsumerLagCollector(lambda: _consumer_lag(app)))

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import orjson
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.progress import Progress
 
@@ -69,14 +70,21 @@ def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment, with the flags given on the command line on top."""
     try:
         settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
+    except SettingsError as exc:
+        raise ConfigurationError(
+            f"invalid configuration: {exc}; give mappings as JSON, e.g. "
+            "CXPULSE_FRT_TARGETS='{\"chat\": 60}'"
+        ) from None
     except ValidationError as exc:
-        problems = "; ".join(
-            f"CXPULSE_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            for e in exc.errors()
-        )
+        problems = "; ".join(_problem(e["loc"], e["msg"]) for e in exc.errors())
         raise ConfigurationError(f"invalid configuration: {problems}") from None
     _setup_logging(settings)
     return settings
+
+
+def _problem(location: tuple[int | str, ...], message: str) -> str:
+    name = "_".join(str(part) for part in location).upper()
+    return f"CXPULSE_{name}: {message}" if name else message
 
 
 class _JsonFormatter(logging.Formatter):

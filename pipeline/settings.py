@@ -6,12 +6,14 @@ never show up in logs, reprs or `/metrics`.
 
 from __future__ import annotations
 
+import json
+import math
 import ssl
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agents.config import (
     DEFAULT_BGNBD,
@@ -21,7 +23,7 @@ from agents.config import (
     KpiConfig,
 )
 from schemas.errors import ConfigurationError
-from schemas.events import SOURCE_KINDS
+from schemas.events import CHANNELS, SOURCE_KINDS
 from schemas.validate import DEFAULT_MAX_BYTES, EventValidator
 
 DEFAULT_TOPICS = ("billing", "delivery", "returns", "account", "product", "technical")
@@ -44,7 +46,7 @@ def parse_duration_s(text: str) -> int:
 class Settings(BaseSettings):
     """CX Pulse settings; every field reads `CXPULSE_<FIELD>` (upper case)."""
 
-    model_config = SettingsConfigDict(env_prefix="CXPULSE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CXPULSE_", extra="ignore", allow_inf_nan=False)
 
     bootstrap_servers: str = "localhost:9092"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -64,7 +66,7 @@ class Settings(BaseSettings):
     kpi_topic: str = "cx.kpi"
     kpi_partials_topic: str = "cx.kpi.partials"
     snapshot_interval_s: float = Field(10, gt=0)
-    windows: tuple[str, ...] = ("1h", "24h", "7d")
+    windows: Annotated[tuple[str, ...], NoDecode] = ("1h", "24h", "7d")
     churn_topic: str = "cx.churn"
     partitions: int = Field(6, ge=1, le=1024)
     replication_factor: int = Field(1, ge=1)
@@ -80,8 +82,8 @@ class Settings(BaseSettings):
     idle_timeout_s: float = Field(60, gt=0)
     max_message_bytes: int = Field(DEFAULT_MAX_BYTES, gt=0)
     max_future_s: float = Field(86400, gt=0)
-    conversation_topics: tuple[str, ...] = DEFAULT_TOPICS
-    currencies: tuple[str, ...] = DEFAULT_CURRENCIES
+    conversation_topics: Annotated[tuple[str, ...], NoDecode] = DEFAULT_TOPICS
+    currencies: Annotated[tuple[str, ...], NoDecode] = DEFAULT_CURRENCIES
 
     churn_half_life_s: float = Field(30 * 86400, gt=0)
     churn_medium: float = 0.4
@@ -114,14 +116,52 @@ class Settings(BaseSettings):
             max_future_ms=int(self.max_future_s * 1000),
         )
 
+    @field_validator("windows", "conversation_topics", "currencies", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        """`1h,24h,7d` or a JSON list, from the environment; a sequence from code."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return tuple(json.loads(text))
+            return tuple(item.strip() for item in text.split(",") if item.strip())
+        return value
+
     @field_validator("windows")
     @classmethod
     def _window_durations(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            parse_duration_s(item)
         if not value:
             raise ValueError("give at least one window, e.g. 1h,24h,7d")
+        for item in value:
+            seconds = parse_duration_s(item)
+            if seconds > 6 * 3600 and seconds % 3600:
+                raise ValueError(f"{item!r}: windows over 6 h advance by the hour: whole hours")
         return value
+
+    @field_validator("frt_targets")
+    @classmethod
+    def _frt_targets(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(CHANNELS))
+        if unknown:
+            raise ValueError(f"unknown channels {unknown}: use {', '.join(CHANNELS)}")
+        bad = sorted(k for k, v in value.items() if not (math.isfinite(v) and v > 0))
+        if bad:
+            raise ValueError(f"targets must be finite seconds > 0: {bad}")
+        return value
+
+    @model_validator(mode="after")
+    def _topics_apart(self) -> Settings:
+        outputs = {
+            self.events_topic,
+            self.dlq_topic,
+            self.kpi_topic,
+            self.kpi_partials_topic,
+            self.churn_topic,
+        }
+        loops = sorted(outputs & set(self.source_topics.values()))
+        if loops:
+            raise ValueError(f"source topics {loops} are also output topics: keep them apart")
+        return self
 
     def kpi_config(self) -> KpiConfig:
         return KpiConfig(
@@ -161,11 +201,17 @@ class Settings(BaseSettings):
     def ssl_context(self) -> ssl.SSLContext | None:
         if self.security_protocol not in ("SSL", "SASL_SSL"):
             return None
-        context = ssl.create_default_context(
-            cafile=str(self.ssl_cafile) if self.ssl_cafile else None
-        )
-        if self.ssl_certfile:
-            context.load_cert_chain(
-                str(self.ssl_certfile), str(self.ssl_keyfile) if self.ssl_keyfile else None
+        try:
+            context = ssl.create_default_context(
+                cafile=str(self.ssl_cafile) if self.ssl_cafile else None
             )
+            if self.ssl_certfile:
+                context.load_cert_chain(
+                    str(self.ssl_certfile), str(self.ssl_keyfile) if self.ssl_keyfile else None
+                )
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigurationError(
+                f"cannot use the TLS files (CXPULSE_SSL_CAFILE, CXPULSE_SSL_CERTFILE, "
+                f"CXPULSE_SSL_KEYFILE): {exc}"
+            ) from None
         return context
