@@ -16,7 +16,7 @@ check: ## Run every check and test (what CI runs)
 lint: setup ## ruff and mypy only
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
 
-rules: setup ## Regenerate the Prometheus recording rules (deploy/mixin/rules.yaml)
+rules: setup ## Regenerate the Prometheus recording rules and alerts (deploy/mixin/*.yaml)
 	.venv/bin/python -m deploy.mixin.generate
 
 test-unit: setup ## Fast tests without Kafka

@@ -1,9 +1,10 @@
 """The one place for the mixin's selector, windows and SLO targets.
 
-Rules (and, later, alerts and dashboards) are rendered from `MixinConfig`; change a window or a
-target here and run `make rules`. The per-channel first-response targets are the pipeline's own
-defaults (`agents.config.DEFAULT_FRT_TARGETS_S`), so the SLO judged by Prometheus is the one the
-workers count breaches against. A deployment with other targets passes its own `frt_targets_s`.
+Rules and alerts (and, later, dashboards) are rendered from `MixinConfig`; change a window, a
+target or an alert threshold here and run `make rules`. The per-channel first-response targets
+are the pipeline's own defaults (`agents.config.DEFAULT_FRT_TARGETS_S`), so the SLO judged by
+Prometheus is the one the workers count breaches against. A deployment with other targets passes
+its own `frt_targets_s`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,25 @@ QUANTILES: Final = (0.5, 0.9, 0.99)
 
 
 @dataclass(frozen=True, slots=True)
+class BurnRateAlert:
+    """One multi-window burn-rate condition: both windows burn faster than `factor`."""
+
+    severity: str
+    factor: float
+    long_window: str
+    short_window: str
+    for_: str
+
+
+#: The FRT SLO burn-rate pairs (Google SRE workbook): page at 14.4x over 1h and 5m (2% of a
+#: 30-day budget spent in an hour), ticket at 6x over 6h and 30m (5% in six hours).
+BURN_RATE_ALERTS: Final = (
+    BurnRateAlert("critical", 14.4, "1h", "5m", "2m"),
+    BurnRateAlert("warning", 6.0, "6h", "30m", "15m"),
+)
+
+
+@dataclass(frozen=True, slots=True)
 class MixinConfig:
     """Selectors, windows and SLO targets for every rule the mixin renders."""
 
@@ -40,6 +60,33 @@ class MixinConfig:
     frt_objective: float = 0.95
     #: Labels every KPI series carries per exporter that the rules aggregate away.
     aggregate_away: tuple[str, ...] = ("instance", "partition")
+
+    # --- Alerts (deploy/mixin/alerts.yaml) -------------------------------------------------
+    #: Burn-rate conditions on the FRT SLO error ratio; each factor x (1 - objective) must
+    #: stay below 1, or the alert could never fire (the generator refuses such a config).
+    burn_rate_alerts: tuple[BurnRateAlert, ...] = BURN_RATE_ALERTS
+    #: CXOldestUnansweredTooOld: the oldest unanswered wait above this multiple of the target.
+    oldest_unanswered_target_multiple: float = 2.0
+    #: CXBacklogGrowing: backlog grew by more than this many conversations over 1h ...
+    backlog_growth_1h: int = 50
+    #: ... and is above this floor now.
+    backlog_floor: int = 20
+    #: CXNpsDropping: the 1h NPS this many points below the channel's own 7d NPS ...
+    nps_drop_points: float = 20.0
+    #: ... with at least this many NPS answers in the last hour.
+    nps_min_responses_1h: int = 30
+    #: CXDeadLetterRateHigh: rejected share of all messages over 5m.
+    dead_letter_ratio: float = 0.01
+    #: CXConsumerLagHigh: messages behind, summed per topic.
+    consumer_lag_messages: int = 10_000
+    #: CXWatermarkStalled: the watermark unchanged for this long while on-time events arrive.
+    watermark_stall_window: str = "15m"
+    #: CXNoEventsFromChannel: silence for `no_events_window` after events in `no_events_lookback`.
+    no_events_window: str = "15m"
+    no_events_lookback: str = "1d"
+    #: Base of every alert's runbook_url; the anchor is `alert-<alertname in lower case>`,
+    #: the GitHub slug of the README heading "Alert: <AlertName>".
+    runbook_base_url: str = "https://github.com/cxpulse/cxpulse#"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.frt_objective < 1.0:
