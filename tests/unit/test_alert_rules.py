@@ -7,11 +7,7 @@ tests skip, except under CI=true, where a missing promtool is a failure.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -23,8 +19,8 @@ from deploy.mixin.generate import (
     check_burn_rates,
     render_alerts,
 )
+from tests.unit.conftest import ROOT, run_in_root
 
-ROOT = Path(__file__).resolve().parents[2]
 ALERTS_TEST = ROOT / "deploy" / "mixin" / "tests" / "alerts_test.yaml"
 EXPECTED = {
     "CXFirstResponseBudgetBurn",
@@ -39,20 +35,6 @@ EXPECTED = {
 }
 
 
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        if os.environ.get("CI", "").lower() in {"true", "1", "yes"}:
-            pytest.fail("promtool is not on PATH under CI=true: install Prometheus (make setup)")
-        pytest.skip("promtool is not on PATH; install Prometheus (make setup) to test the alerts")
-    return found
-
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
-
-
 def _alerts() -> list[Alert]:
     """The alerts as rendered (the committed file equals the rendering, tested above)."""
     return [alert for group in alert_groups() for alert in group.alerts]
@@ -65,12 +47,12 @@ def test_committed_alerts_are_fresh() -> None:
 
 
 def test_promtool_check_alerts(promtool: str) -> None:
-    result = _run(promtool, "check", "rules", str(ALERTS_PATH))
+    result = run_in_root(promtool, "check", "rules", str(ALERTS_PATH))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_promtool_test_alerts(promtool: str) -> None:
-    result = _run(promtool, "test", "rules", str(ALERTS_TEST))
+    result = run_in_root(promtool, "test", "rules", str(ALERTS_TEST))
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -7,9 +7,6 @@ where a missing promtool is a failure (CI must not pass by skipping).
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,23 +14,9 @@ import pytest
 from agents.config import DEFAULT_FRT_TARGETS_S
 from deploy.mixin.config import DEFAULT_CONFIG, MixinConfig
 from deploy.mixin.generate import RULES_PATH, groups, main, render
+from tests.unit.conftest import ROOT, run_in_root
 
-ROOT = Path(__file__).resolve().parents[2]
 RULES_TEST = ROOT / "deploy" / "mixin" / "tests" / "rules_test.yaml"
-
-
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        if os.environ.get("CI", "").lower() in {"true", "1", "yes"}:
-            pytest.fail("promtool is not on PATH under CI=true: install Prometheus (make setup)")
-        pytest.skip("promtool is not on PATH; install Prometheus (make setup) to test the rules")
-    return found
-
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_committed_rules_are_fresh() -> None:
@@ -52,12 +35,12 @@ def test_check_mode_reports_a_stale_file(tmp_path: Path) -> None:
 
 
 def test_promtool_check_rules(promtool: str) -> None:
-    result = _run(promtool, "check", "rules", str(RULES_PATH))
+    result = run_in_root(promtool, "check", "rules", str(RULES_PATH))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_promtool_test_rules(promtool: str) -> None:
-    result = _run(promtool, "test", "rules", str(RULES_TEST))
+    result = run_in_root(promtool, "test", "rules", str(RULES_TEST))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
