@@ -4,7 +4,7 @@
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
 
-setup: ## Install Java/Maven/promtool (apt), the venv and the Kafka jars
+setup: ## Install Java, Maven, promtool, amtool (apt), the venv, the Kafka jars and test data
 	bash scripts/setup.sh
 
 demo: setup ## Run the demo: local Kafka if none answers, topics, a worker, the generator

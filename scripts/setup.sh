@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything CX Pulse needs on a fresh Debian machine: system packages (Java, Maven,
-# promtool), a virtualenv with the project and its dev tools, and the Kafka jars (cached).
+# promtool, amtool), a virtualenv with the project and its dev tools, and the Kafka jars (cached).
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,7 @@ need_apt=()
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v amtool >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${need_apt[*]} with apt-get" >&2
