@@ -12,28 +12,25 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def promtool() -> str:
-    """Prometheus' promtool; a skip without it, a failure under CI=true (CI must not pass by
-    skipping: `make setup` installs it)."""
-    found = shutil.which("promtool")
+def _required_tool(name: str, package: str) -> str:
+    """A command-line tool the tests need: a skip without it, a failure under CI=true (CI must
+    not pass by skipping: `make setup` installs it)."""
+    found = shutil.which(name)
     if found is None:
         if os.environ.get("CI", "").lower() in {"true", "1", "yes"}:
-            pytest.fail("promtool is not on PATH under CI=true: install Prometheus (make setup)")
-        pytest.skip("promtool is not on PATH; install Prometheus (make setup) to run this test")
+            pytest.fail(f"{name} is not on PATH under CI=true: install {package} (make setup)")
+        pytest.skip(f"{name} is not on PATH; install {package} (make setup) to run this test")
     return found
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    return _required_tool("promtool", "Prometheus")
 
 
 @pytest.fixture(scope="session")
 def amtool() -> str:
-    """Alertmanager's amtool; a skip without it, a failure under CI=true (CI must not pass by
-    skipping: `make setup` installs it)."""
-    found = shutil.which("amtool")
-    if found is None:
-        if os.environ.get("CI", "").lower() in {"true", "1", "yes"}:
-            pytest.fail("amtool is not on PATH under CI=true: install Alertmanager (make setup)")
-        pytest.skip("amtool is not on PATH; install Alertmanager (make setup) to run this test")
-    return found
+    return _required_tool("amtool", "Alertmanager")
 
 
 def run_in_root(*args: str) -> subprocess.CompletedProcess[str]:

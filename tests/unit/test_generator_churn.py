@@ -19,6 +19,7 @@ import pytest
 from pipeline.generator import GeneratedMessage, GeneratorConfig, TrafficGenerator
 from schemas.errors import ConfigurationError
 from schemas.validate import EventValidator, Rejection
+from tests.unit.test_generator import CONTRACT_TYPES
 
 START_S = datetime(2026, 11, 22, 8, 0, tzinfo=UTC).timestamp()
 DAY = 86400.0
@@ -111,19 +112,7 @@ def test_every_event_is_valid(stream: list[GeneratedMessage], events: list[dict[
         assert not isinstance(result, Rejection), (result, message.value)
     ids = [event["event_id"] for event in events]
     assert len(set(ids)) == len(ids)
-    assert {event["type"] for event in events} == {
-        "conversation.opened",
-        "message.received",
-        "message.sent",
-        "conversation.resolved",
-        "conversation.reopened",
-        "order.placed",
-        "order.delivered",
-        "return.requested",
-        "refund.issued",
-        "survey.answered",
-        "customer.churned",
-    }
+    assert {event["type"] for event in events} == CONTRACT_TYPES
 
 
 def test_nothing_follows_a_customers_churn(events: list[dict[str, Any]]) -> None:
