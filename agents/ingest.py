@@ -114,7 +114,6 @@ async def _ingest(runtime: Runtime, table: Any, events: Any, dlq: Any, message: 
         now = time.monotonic()
         watermark = runtime.watermark.value_ms(now)
         late = runtime.watermark.is_late(result.occurred_at_ms)
-        runtime.watermark.observe(ref, result.occurred_at_ms, now)
         headers = [
             ("cx-source", f"{ref}:{message.offset}".encode()),
             ("cx-type", result.type.encode()),
@@ -124,6 +123,9 @@ async def _ingest(runtime: Runtime, table: Any, events: Any, dlq: Any, message: 
         await events.send(
             key=result.customer_id.encode(), value=orjson.dumps(result.payload), headers=headers
         )
+        # observed once sent: what this worker reports to the others covers only events
+        # already on their way (see pipeline.watermark_exchange)
+        runtime.watermark.observe(ref, result.occurred_at_ms, now)
         state.record(
             message.offset, result.occurred_at_ms, late_key(result.channel) if late else None
         )

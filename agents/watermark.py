@@ -8,6 +8,12 @@ so its unread backlog is not skipped); when every partition is idle the watermar
 latest event time seen anywhere less the lateness, so a drained backlog settles every timer
 as the offline `compute` does.
 The watermark never goes backwards.
+
+With several workers, each owns some of the source partitions. Every worker publishes what it
+knows of its own (`local_reports`: the latest event time it has sent on, idle or not) and takes
+in the others' (`report`), so each one computes the minimum over all of them. `expect` names
+every source partition there is: one that nobody has reported on holds the watermark, and a
+partition this worker gives up holds it at its last value until the new owner reports on it.
 """
 
 from __future__ import annotations
@@ -22,12 +28,22 @@ class _Partition:
 
 
 @dataclass(slots=True)
+class _Report:
+    """Another worker's word on a source partition it owns."""
+
+    latest_ms: int | None
+    idle: bool
+
+
+@dataclass(slots=True)
 class Watermark:
     """Tracks source partitions and derives the watermark; wall time is always passed in."""
 
     allowed_lateness_ms: int
     idle_timeout_s: float
     _partitions: dict[str, _Partition] = field(default_factory=dict)
+    _remote: dict[str, _Report] = field(default_factory=dict)
+    _expected: frozenset[str] = frozenset()
     _value_ms: int | None = None
 
     def observe(self, partition: str, occurred_at_ms: int, wall_s: float) -> None:
@@ -51,23 +67,42 @@ class Watermark:
         self.observe(partition, latest_ms, wall_s)
 
     def forget(self, partition: str) -> None:
-        """A partition moved to another worker: it no longer holds this worker's view back."""
-        self._partitions.pop(partition, None)
+        """A partition moved to another worker: it holds the watermark at its latest event
+        time until the new owner reports on it."""
+        local = self._partitions.pop(partition, None)
+        if local is not None:
+            self._merge(partition, local.latest_ms, idle=False)
 
     def partitions(self) -> list[str]:
         return list(self._partitions)
 
+    def report(self, partition: str, latest_ms: int | None, idle: bool) -> None:
+        """Another worker's report on a source partition it owns (moot while we own it)."""
+        self._merge(partition, latest_ms, idle)
+
+    def expect(self, partitions: frozenset[str]) -> None:
+        """Every source partition there is (from topic metadata)."""
+        self._expected = partitions
+
+    def local_reports(self, wall_s: float) -> dict[str, tuple[int | None, bool]]:
+        """What this worker tells the others: per owned partition, (latest, idle)."""
+        return {
+            ref: (p.latest_ms, wall_s - p.seen_wall_s >= self.idle_timeout_s)
+            for ref, p in self._partitions.items()
+        }
+
     def value_ms(self, wall_s: float) -> int | None:
         """The current watermark, or None before any event was seen."""
-        live = [
-            p for p in self._partitions.values() if wall_s - p.seen_wall_s < self.idle_timeout_s
-        ]
-        if any(p.latest_ms is None for p in live):
+        entries = self._entries(wall_s)
+        if entries is None:
+            return self._value_ms  # a source partition nobody has reported on yet
+        live = [latest for latest, idle in entries if not idle]
+        if None in live:
             return self._value_ms  # an assigned partition has not shown its data yet
-        seen = [p.latest_ms for p in self._partitions.values() if p.latest_ms is not None]
+        seen = [latest for latest, _ in entries if latest is not None]
         if not seen:
             return self._value_ms
-        live_seen = [p.latest_ms for p in live if p.latest_ms is not None]
+        live_seen = [latest for latest in live if latest is not None]
         basis = min(live_seen) if live_seen else max(seen)
         candidate = basis - self.allowed_lateness_ms
         if self._value_ms is None or candidate > self._value_ms:
@@ -75,11 +110,31 @@ class Watermark:
         return self._value_ms
 
     def all_idle(self, wall_s: float) -> bool:
-        """No source partition has shown data for the idle timeout: the input is drained."""
-        return bool(self._partitions) and all(
-            wall_s - p.seen_wall_s >= self.idle_timeout_s for p in self._partitions.values()
-        )
+        """No source partition, ours or another worker's, has shown data for the idle
+        timeout: the input is drained."""
+        entries = self._entries(wall_s)
+        return bool(entries) and all(idle for _, idle in entries or ())
 
     def is_late(self, occurred_at_ms: int) -> bool:
         """Older than the watermark last computed: late (counted, still applied)."""
         return self._value_ms is not None and occurred_at_ms < self._value_ms
+
+    def _entries(self, wall_s: float) -> list[tuple[int | None, bool]] | None:
+        """(latest, idle) of every source partition: ours by the wall clock, the others' as
+        last reported; None while an expected partition has no word at all."""
+        entries = [
+            (p.latest_ms, wall_s - p.seen_wall_s >= self.idle_timeout_s)
+            for p in self._partitions.values()
+        ]
+        entries += [
+            (r.latest_ms, r.idle) for ref, r in self._remote.items() if ref not in self._partitions
+        ]
+        known = self._partitions.keys() | self._remote.keys()
+        return None if self._expected - known else entries
+
+    def _merge(self, partition: str, latest_ms: int | None, idle: bool) -> None:
+        current = self._remote.get(partition)
+        if current is not None and current.latest_ms is not None:
+            before = current.latest_ms
+            latest_ms = before if latest_ms is None else max(latest_ms, before)
+        self._remote[partition] = _Report(latest_ms, idle)

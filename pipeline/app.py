@@ -34,6 +34,7 @@ from pipeline.metrics import (
 )
 from pipeline.settings import Settings
 from pipeline.topics import Topics, declare_topics
+from pipeline.watermark_exchange import register as share_watermark
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         producer_linger_ms=5,
         producer_max_request_size=settings.dlq_max_bytes,
         table_standby_replicas=0,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         stream_wait_empty=True,
     )
     stream_metrics = build_stream_metrics(registry)
@@ -107,6 +110,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         settings.snapshot_interval_s,
         expected_partitions=settings.partitions,
     )
+    share_watermark(app, runtime.watermark, settings)
     runtime.events_highwater = lambda partition: _highwater(app, settings.events_topic, partition)
 
     async def events_position(partition: int) -> int | None:

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     snapshot_interval_s: float = Field(10, gt=0)
     windows: Annotated[tuple[str, ...], NoDecode] = ("1h", "24h", "7d")
     churn_topic: str = "cx.churn"
+    watermarks_topic: str = "cx.watermarks"
+    watermark_interval_s: float = Field(1.0, gt=0)
+    #: how long the group waits for a silent (killed) worker before moving its partitions
+    session_timeout_s: float = Field(30, ge=6)
     partitions: int = Field(6, ge=1, le=1024)
     replication_factor: int = Field(1, ge=1)
 
@@ -157,6 +161,7 @@ class Settings(BaseSettings):
             self.kpi_topic,
             self.kpi_partials_topic,
             self.churn_topic,
+            self.watermarks_topic,
         }
         loops = sorted(outputs & set(self.source_topics.values()))
         if loops:

@@ -2,7 +2,8 @@
 
 Source topics (`cx.raw.<channel>`, configurable), `cx.events` (valid events keyed by
 customer), `cx.dlq` (dead letters), `cx.kpi` and `cx.churn` (downstream signals), the internal
-`cx.kpi.partials` (per-partition window aggregates on their way to one snapshot), and the
+`cx.kpi.partials` (per-partition window aggregates on their way to one snapshot) and
+`cx.watermarks` (each worker's watermark reports, see `pipeline.watermark_exchange`), and the
 compacted changelogs of the agents' tables (`<app_id>-<table>-changelog`, created by Faust
 and by `cxpulse topics create`). All use raw bytes: agents decode with orjson themselves.
 """
@@ -86,6 +87,8 @@ def topic_specs(settings: Settings) -> list[tuple[str, dict[str, str]]]:
         {"max.message.bytes": str(settings.dlq_max_bytes)},
     )
     specs.append((settings.churn_topic, compacted))
+    # workers' watermark reports: only the last minutes matter (pipeline.watermark_exchange)
+    specs.append((settings.watermarks_topic, {"retention.ms": str(3_600_000)}))
     specs += [(f"{settings.app_id}-{table}-changelog", compacted) for table in TABLES]
     return specs
 

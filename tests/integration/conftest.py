@@ -48,19 +48,20 @@ class Pipeline:
             raise AssertionError(f"cxpulse {' '.join(args)} failed: {result.stderr.decode()}")
         return result.stdout
 
-    def start_worker(self, name: str = "worker") -> subprocess.Popen[bytes]:
-        log = (self.log_dir / f"{name}.log").open("wb")
+    def start_worker(self, name: str = "worker", **env: str) -> subprocess.Popen[bytes]:
+        """A `cxpulse worker`; `env` overrides settings (e.g. its own CXPULSE_METRICS_PORT)."""
+        log = (self.log_dir / f"{name}.log").open("ab")
         return subprocess.Popen(
             [sys.executable, "-m", "pipeline.cli", "worker"],
-            env=self.env,
+            env={**self.env, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
 
-    def scrape(self) -> str | None:
+    def scrape(self, port: int | None = None) -> str | None:
         try:
             with urllib.request.urlopen(
-                f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+                f"http://127.0.0.1:{port or self.metrics_port}/metrics", timeout=5
             ) as response:
                 return str(response.read().decode())
         except OSError:
@@ -73,6 +74,11 @@ class Pipeline:
 
 @pytest.fixture
 def pipeline(kafka: LocalBroker, tmp_path: Path) -> Iterator[Pipeline]:
+    yield new_pipeline(kafka, tmp_path)
+
+
+def new_pipeline(kafka: LocalBroker, tmp_path: Path) -> Pipeline:
+    """An isolated pipeline on the session broker: its own topics, group and metrics port."""
     run = uuid.uuid4().hex[:8]
     port = free_port()
     env = {
@@ -86,13 +92,15 @@ def pipeline(kafka: LocalBroker, tmp_path: Path) -> Iterator[Pipeline]:
         "CXPULSE_DLQ_TOPIC": f"t{run}.dlq",
         "CXPULSE_KPI_TOPIC": f"t{run}.kpi",
         "CXPULSE_CHURN_TOPIC": f"t{run}.churn",
+        "CXPULSE_KPI_PARTIALS_TOPIC": f"t{run}.kpi.partials",
+        "CXPULSE_WATERMARKS_TOPIC": f"t{run}.watermarks",
         "CXPULSE_PARTITIONS": "3",
         "CXPULSE_METRICS_PORT": str(port),
         "CXPULSE_METRICS_HOST": "127.0.0.1",
         "CXPULSE_IDLE_TIMEOUT_S": "3",
         "CXPULSE_DATA_DIR": str(tmp_path / "worker-data"),
     }
-    yield Pipeline(env=env, metrics_port=port, log_dir=tmp_path)
+    return Pipeline(env=env, metrics_port=port, log_dir=tmp_path)
 
 
 def wait_for(predicate: object, timeout: float, what: str) -> None:

@@ -85,14 +85,63 @@ def test_never_goes_backwards() -> None:
     assert values == [T + 55 * MINUTE_MS] * 199
 
 
-def test_forgotten_partition_no_longer_holds_it_back() -> None:
+def test_forgotten_partition_holds_until_its_new_owner_reports() -> None:
     wm = watermark()
     wm.observe("mine", T + 30 * MINUTE_MS, wall_s=0.0)
     wm.observe("moved", T, wall_s=0.0)
     assert wm.value_ms(wall_s=1.0) == T - 5 * MINUTE_MS
     wm.forget("moved")
     assert wm.partitions() == ["mine"]
-    assert wm.value_ms(wall_s=1.0) == T + 25 * MINUTE_MS
+    # still held at "moved"'s last event time, T: its unread rest is another worker's now
+    assert wm.value_ms(wall_s=100.0) == T - 5 * MINUTE_MS
+    # the new owner reports T + 20 min: min(30, 20) - 5 = T + 15 min
+    wm.report("moved", T + 20 * MINUTE_MS, idle=False)
+    assert wm.value_ms(wall_s=100.5) == T + 15 * MINUTE_MS
+    # ... and later that it is idle: only "mine" counts (30 - 5)
+    wm.observe("mine", T + 30 * MINUTE_MS, wall_s=101.0)
+    wm.report("moved", T + 20 * MINUTE_MS, idle=True)
+    assert wm.value_ms(wall_s=101.0) == T + 25 * MINUTE_MS
+
+
+def test_other_workers_partitions_count_in_the_minimum() -> None:
+    wm = watermark()
+    wm.observe("mine", T + 30 * MINUTE_MS, wall_s=0.0)
+    wm.report("theirs", T + 10 * MINUTE_MS, idle=False)
+    assert wm.value_ms(wall_s=1.0) == T + 5 * MINUTE_MS  # min(30, 10) - 5
+    # a report older than the last one cannot pull the partition's latest back
+    wm.report("theirs", T + 2 * MINUTE_MS, idle=False)
+    wm.report("theirs", T + 40 * MINUTE_MS, idle=False)
+    assert wm.value_ms(wall_s=2.0) == T + 25 * MINUTE_MS  # min(30, 40) - 5
+
+
+def test_partition_nobody_reported_on_holds_the_watermark() -> None:
+    wm = watermark()
+    wm.expect(frozenset({"mine", "theirs"}))
+    wm.observe("mine", T + 30 * MINUTE_MS, wall_s=0.0)
+    assert wm.value_ms(wall_s=1.0) is None  # "theirs" may be far behind: no word yet
+    assert not wm.all_idle(wall_s=100.0)
+    wm.report("theirs", None, idle=False)  # assigned, not read yet: still holds
+    assert wm.value_ms(wall_s=2.0) is None
+    wm.report("theirs", T + 10 * MINUTE_MS, idle=False)
+    assert wm.value_ms(wall_s=3.0) == T + 5 * MINUTE_MS
+
+
+def test_all_idle_needs_every_worker_idle() -> None:
+    wm = watermark()
+    wm.observe("mine", T + 30 * MINUTE_MS, wall_s=0.0)
+    wm.report("theirs", T + 50 * MINUTE_MS, idle=False)
+    assert not wm.all_idle(wall_s=60.0)  # ours is idle, theirs is not
+    wm.report("theirs", T + 50 * MINUTE_MS, idle=True)
+    assert wm.all_idle(wall_s=60.0)
+    # everything idle: the latest anywhere less the lateness (50 - 5)
+    assert wm.value_ms(wall_s=60.0) == T + 45 * MINUTE_MS
+
+
+def test_local_reports_say_latest_and_idle() -> None:
+    wm = watermark()
+    wm.assign("new", wall_s=0.0)
+    wm.observe("busy", T, wall_s=50.0)
+    assert wm.local_reports(wall_s=61.0) == {"new": (None, True), "busy": (T, False)}
 
 
 def test_forgetting_every_partition_keeps_the_last_value() -> None:
