@@ -1,7 +1,10 @@
-"""Render the mixin's Prometheus recording rules and alerts from `deploy/mixin/config.py`.
+"""Render the mixin's Prometheus recording rules, alerts and Grafana dashboards from the config.
 
-    python -m deploy.mixin.generate            # writes rules.yaml and alerts.yaml (`make rules`)
+    python -m deploy.mixin.generate            # writes rules.yaml, alerts.yaml, dashboards_out/
     python -m deploy.mixin.generate --check    # exit 1 if a committed file is stale
+
+The dashboards (`dashboards_out/*.json` and their dashboard-linter `.lint`, next to the rules
+file) are built by `deploy.mixin.dashboards` from the same `MixinConfig`.
 
 The alerts (`alerts.yaml`, next to the rules file) read the recording rules, so Prometheus must
 load both. The burn-rate thresholds are factor x (1 - objective) of the same config; a factor
@@ -38,6 +41,8 @@ from pathlib import Path
 from typing import Final
 
 from deploy.mixin.config import DEFAULT_CONFIG, MixinConfig
+from deploy.mixin.dashboards import DASHBOARDS_DIR
+from deploy.mixin.dashboards import render as render_dashboards
 
 RULES_PATH: Final = Path(__file__).with_name("rules.yaml")
 ALERTS_PATH: Final = Path(__file__).with_name("alerts.yaml")
@@ -523,6 +528,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="alert file (default: alerts.yaml next to the rule file)",
     )
     parser.add_argument(
+        "--dashboards-dir",
+        type=Path,
+        default=None,
+        help="folder of the dashboard JSON (default: dashboards_out next to the rule file)",
+    )
+    parser.add_argument(
         "--selector",
         default=DEFAULT_CONFIG.selector,
         help=f"label matchers for the workers' series (default: {DEFAULT_CONFIG.selector})",
@@ -534,7 +545,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = replace(DEFAULT_CONFIG, selector=args.selector)
     output: Path = args.output
     alerts_output: Path = args.alerts_output or output.with_name(ALERTS_PATH.name)
-    files = ((output, render(config)), (alerts_output, render_alerts(config)))
+    dashboards_dir: Path = args.dashboards_dir or output.with_name(DASHBOARDS_DIR.name)
+    dashboards = render_dashboards(config)
+    files = [(output, render(config)), (alerts_output, render_alerts(config))]
+    files += [(dashboards_dir / name, text) for name, text in sorted(dashboards.items())]
+    # A dashboard the builder no longer renders must not linger in the provisioned folder.
+    leftovers = sorted(
+        path for path in dashboards_dir.glob("*.json") if path.name not in dashboards
+    )
     if args.check:
         stale = [
             path
@@ -543,10 +561,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         for path in stale:
             print(f"{path} is stale: run `make rules`", file=sys.stderr)
-        return 1 if stale else 0
+        for path in leftovers:
+            print(f"{path} is no longer generated: run `make rules`", file=sys.stderr)
+        return 1 if stale or leftovers else 0
+    dashboards_dir.mkdir(parents=True, exist_ok=True)
     for path, text in files:
         path.write_text(text, encoding="utf-8")
         print(f"wrote {path}", file=sys.stderr)
+    for path in leftovers:
+        path.unlink()
+        print(f"removed {path}", file=sys.stderr)
     return 0
 
 

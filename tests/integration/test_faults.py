@@ -10,6 +10,7 @@ A double count, a lost event or a series reported by two workers shows as a diff
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
@@ -18,8 +19,11 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from pipeline.broker import LocalBroker, free_port
 from tests.exposition_parse import MAX_ACROSS_PARTITIONS, Key, summed_samples
@@ -105,7 +109,14 @@ def test_sigkill_three_times_at_random_points_stays_exact(
     path = tmp_path / "crash.jsonl"
     lines = _generate(pipeline, path, CRASH_EVENTS, seed=11)
     offline = summed_samples(pipeline.cli("compute", str(path)).decode())
+    offline_kpi = {
+        (s["channel"], s["window"]): s
+        for s in map(
+            orjson.loads, pipeline.cli("compute", str(path), "--format", "json").splitlines()
+        )
+    }
     accepted = sum(v for (name, _), v in offline.items() if name == "cx_events_total")
+    pipeline.env["CXPULSE_SNAPSHOT_INTERVAL_S"] = "1"
     pipeline.cli("topics", "create")
     pipeline.cli("replay", str(path), timeout=300)  # the whole backlog waits in Kafka
     chooser = random.Random(5)
@@ -124,8 +135,11 @@ def test_sigkill_three_times_at_random_points_stays_exact(
         _wait_equal(
             lambda: _merged([pipeline.scrape()]), offline, 300, "live metrics to equal compute"
         )
+        snapshots = asyncio.run(_final_snapshots(pipeline, offline_kpi, within_s=120))
     finally:
         _stop(worker)
+    for key, expected in offline_kpi.items():
+        assert {**snapshots[key], "partitions": 1} == expected, key
     assert len(kills) == 3 and kills == sorted(kills) and kills[-1] < accepted, (kills, accepted)
     print(f"{lines} lines, {accepted:.0f} accepted events, SIGKILL after {kills}")
 
@@ -213,6 +227,34 @@ def test_broker_restart_mid_stream_loses_nothing(pipeline: Pipeline, tmp_path: P
         if worker is not None:
             _stop(worker)
         broker.stop()
+
+
+async def _final_snapshots(
+    pipeline: Pipeline, offline: dict[tuple[str, str], dict[str, Any]], within_s: float
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The latest `cx.kpi` snapshot per (channel, window) once each is as of compute's final
+    watermark (snapshots written before a crash are on the topic too: the last one counts)."""
+    consumer = AIOKafkaConsumer(
+        pipeline.env["CXPULSE_KPI_TOPIC"],
+        bootstrap_servers=pipeline.env["CXPULSE_BOOTSTRAP_SERVERS"],
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    deadline = asyncio.get_running_loop().time() + within_s
+    try:
+        while asyncio.get_running_loop().time() < deadline:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for record in records:
+                    value = orjson.loads(record.value)
+                    latest[(value["channel"], value["window"])] = value
+            if set(latest) == set(offline) and all(
+                latest[k]["as_of_ms"] == v["as_of_ms"] for k, v in offline.items()
+            ):
+                return latest
+    finally:
+        await consumer.stop()
+    raise AssertionError(f"no final snapshots within {within_s}s: {sorted(latest)}")
 
 
 def _replay(pipeline: Pipeline, path: Path, rate: int) -> subprocess.Popen[bytes]:
