@@ -1,5 +1,5 @@
 .DEFAULT_GOAL := help
-.PHONY: help setup demo check test-unit test-integration broker lint rules soak
+.PHONY: help setup demo check test-unit test-integration broker lint rules soak bench
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -26,7 +26,10 @@ test-integration: setup ## Tests against a real local Kafka broker and worker
 	.venv/bin/python -m pytest tests/integration -q
 
 soak: setup ## Crash exactness at full size: 200k events, three SIGKILLs (~10 min)
-	CXPULSE_SOAK_EVENTS=200000 .venv/bin/python -m pytest tests/integration/test_faults.py -k sigkill -s -q
+	CXPULSE_SOAK_EVENTS=200000 .venv/bin/python -m pytest tests/integration/test_faults.py -k sigkill -s -q --timeout 7200
+
+bench: setup ## Benchmark: 1M events vs raw consume, Quix Streams, compute; latency, memory (BENCH_ARGS="--events 200000")
+	.venv/bin/python -m bench.run $(BENCH_ARGS)
 
 broker: setup ## Run a local Kafka on port 9092 until Ctrl-C
 	.venv/bin/cxpulse broker

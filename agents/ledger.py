@@ -99,7 +99,10 @@ class Ledger:
             for key, value in deltas.items()
             if is_windowed(key)
         ]
-        entries += [[at_ms, SAMPLE_PREFIX + key, value_ms] for key, value_ms in deltas.samples]
+        entries += [
+            [at_ms if at is None else at, SAMPLE_PREFIX + key, value_ms]
+            for key, value_ms, at in deltas.samples
+        ]
         self.recent += entries
         return entries
 
@@ -162,7 +165,7 @@ class Deltas(dict[str, int]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.samples: list[tuple[str, int]] = []
+        self.samples: list[tuple[str, int, int | None]] = []
         self.times: dict[str, int] = {}
 
     def inc(self, key: str, amount: int = 1, at_ms: int | None = None) -> None:
@@ -171,8 +174,8 @@ class Deltas(dict[str, int]):
             if at_ms is not None:
                 self.times[key] = at_ms
 
-    def sample(self, key: str, value_ms: int) -> None:
-        self.samples.append((key, value_ms))
+    def sample(self, key: str, value_ms: int, at_ms: int | None = None) -> None:
+        self.samples.append((key, value_ms, at_ms))
 
     def merge(self, other: Iterable[tuple[str, int]]) -> None:
         for key, amount in other:

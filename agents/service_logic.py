@@ -6,9 +6,14 @@ reopened counts, first-response and resolution histograms, FCR outcomes, first-r
 breaches, and the customer's share of the backlog and unanswered gauges.
 
 Choices where the contract is silent (documented in the README):
-- a conversation's wait ends at its first agent reply or its first resolution, whichever comes
-  first; it is a breach when that wait, or the watermark while nobody answered, passes the
-  channel's target;
+- a conversation's wait ends at its earliest agent reply or its resolution, whichever comes
+  first; it is a breach when that wait passes the channel's target;
+- what the order of arrival could change is decided by the watermark, so events of one
+  conversation that arrive out of order within the allowed lateness give the same numbers as
+  in order: the breach once the watermark passes `opened + target` (the wait has ended in time
+  or not by then), the first response time once it passes the earliest agent reply (no
+  earlier one can still come on time). A reply later than that (a late event) is counted late
+  and changes neither;
 - a repeat contact is a `conversation.opened` of the same customer, any channel, at or after
   another conversation's resolution and within the FCR horizon.
 """
@@ -56,10 +61,19 @@ class Conversation:
         return min(ends) if ends else None
 
     def breach_deadline_ms(self, config: KpiConfig) -> int | None:
-        """When an unanswered wait becomes a breach, if it still can."""
-        if self.breached or self.opened_ms is None or self.wait_end_ms() is not None:
+        """When the watermark decides whether the wait is a breach, if it still can be one:
+        not when it has already ended within the target."""
+        if self.breached or self.opened_ms is None:
             return None
-        return self.opened_ms + config.frt_target_ms(self.channel)
+        deadline = self.opened_ms + config.frt_target_ms(self.channel)
+        end = self.wait_end_ms()
+        return None if end is not None and end <= deadline else deadline
+
+    def frt_deadline_ms(self) -> int | None:
+        """When the first response time is final: the watermark has passed the earliest reply."""
+        if self.frt_observed or self.opened_ms is None or self.first_agent_ms is None:
+            return None
+        return self.first_agent_ms
 
     def fcr_deadline_ms(self, config: KpiConfig) -> int | None:
         if self.fcr != PENDING or self.resolved_ms is None:
@@ -69,7 +83,11 @@ class Conversation:
     def next_deadline_ms(self, config: KpiConfig) -> int | None:
         deadlines = [
             t
-            for t in (self.breach_deadline_ms(config), self.fcr_deadline_ms(config))
+            for t in (
+                self.breach_deadline_ms(config),
+                self.fcr_deadline_ms(config),
+                self.frt_deadline_ms(),
+            )
             if t is not None
         ]
         return min(deadlines) if deadlines else None
@@ -135,12 +153,17 @@ def _settle_fcr(conv: Conversation, outcome: str, deltas: Deltas, at_ms: int | N
 
 
 def _observe(
-    deltas: Deltas, metric: str, channel: str, value_ms: int, bounds: tuple[float, ...]
+    deltas: Deltas,
+    metric: str,
+    channel: str,
+    value_ms: int,
+    bounds: tuple[float, ...],
+    at_ms: int | None = None,
 ) -> None:
     value_ms = max(value_ms, 0)
-    deltas.inc(series_key(metric, channel, bucket_label(bounds, value_ms)))
-    deltas.inc(series_key(f"{metric}:sum_ms", channel), value_ms)
-    deltas.sample(series_key(metric, channel), value_ms)
+    deltas.inc(series_key(metric, channel, bucket_label(bounds, value_ms)), at_ms=at_ms)
+    deltas.inc(series_key(f"{metric}:sum_ms", channel), value_ms, at_ms=at_ms)
+    deltas.sample(series_key(metric, channel), value_ms, at_ms=at_ms)
 
 
 class ServiceLevels:
@@ -196,11 +219,16 @@ class ServiceLevels:
         return deltas
 
     def due(self, state: ServiceState, conversation_id: str, watermark_ms: int) -> Deltas:
-        """Settle what the watermark has decided for one conversation: breach, FCR."""
+        """Settle what the watermark has decided for one conversation: first response time,
+        breach, FCR (each timed at its own deadline, so windows do not depend on when the
+        watermark got there)."""
         deltas = Deltas()
         conv = state.conversations.get(conversation_id)
         if conv is None:
             return deltas
+        frt_at = conv.frt_deadline_ms()
+        if frt_at is not None and frt_at < watermark_ms:
+            self._observe_frt(conv, deltas)
         breach_at = conv.breach_deadline_ms(self.config)
         if breach_at is not None and breach_at < watermark_ms:
             self._breach(conv, deltas, at_ms=breach_at)
@@ -227,8 +255,6 @@ class ServiceLevels:
         conv.opened_ms = at
         if conv.status == SEEN:
             conv.status = OPEN
-        self._observe_frt(conv, deltas)
-        self._check_wait(conv, deltas)
         if conv.resolved_ms is not None:
             _observe(
                 deltas,
@@ -240,9 +266,8 @@ class ServiceLevels:
 
     def _agent_message(self, conv: Conversation, at: int, deltas: Deltas) -> None:
         conv.agent_messages = min(conv.agent_messages + 1, 2)
-        if conv.first_agent_ms is None or at < conv.first_agent_ms:
-            conv.first_agent_ms = at
-        self._observe_frt(conv, deltas)
+        if not conv.frt_observed and (conv.first_agent_ms is None or at < conv.first_agent_ms):
+            conv.first_agent_ms = at  # once observed, a late earlier reply changes nothing
         if conv.agent_messages >= 2:
             _settle_fcr(conv, NO, deltas)
 
@@ -256,14 +281,8 @@ class ServiceLevels:
             conv.channel,
             conv.first_agent_ms - conv.opened_ms,
             self.frt_buckets,
+            at_ms=conv.first_agent_ms,
         )
-        self._check_wait(conv, deltas)
-
-    def _check_wait(self, conv: Conversation, deltas: Deltas) -> None:
-        end = conv.wait_end_ms()
-        target = self.config.frt_target_ms(conv.channel)
-        if conv.opened_ms is not None and end is not None and end - conv.opened_ms > target:
-            self._breach(conv, deltas)
 
     def _breach(self, conv: Conversation, deltas: Deltas, at_ms: int | None = None) -> None:
         if not conv.breached:
@@ -276,7 +295,6 @@ class ServiceLevels:
         if conv.resolved_ms is not None:
             return  # resolution time and FCR are observed once per conversation
         conv.resolved_ms = at
-        self._check_wait(conv, deltas)
         if conv.opened_ms is not None:
             _observe(
                 deltas,

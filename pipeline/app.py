@@ -17,6 +17,7 @@ from typing import Any
 
 import faust
 from aiohttp import web
+from faust.exceptions import ConsumerNotStarted
 from faust.sensors import Sensor
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -158,7 +159,11 @@ def _consumer_lag(app: faust.App) -> dict[str, int]:
         return {}
     lags: dict[str, int] = {}
     committed = getattr(consumer, "_committed_offset", {})
-    for tp in consumer.assignment():
+    try:
+        assigned = consumer.assignment()
+    except ConsumerNotStarted:
+        return {}  # a scrape while the worker starts: no lag to tell yet
+    for tp in assigned:
         highwater = consumer.highwater(tp)
         if highwater is None:
             continue

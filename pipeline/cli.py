@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -143,7 +144,9 @@ def worker(
         import faust
 
         from pipeline.app import create_app
+        from pipeline.kafka_options import check_credentials
 
+        check_credentials(settings)
         bundle = create_app(settings)
         faust.Worker(
             bundle.app, loglevel=settings.log_level.lower(), quiet=True
@@ -175,9 +178,10 @@ def topics_create(
 
 
 def _create_topics(settings: Settings) -> list[str]:
-    from pipeline.kafka_options import aiokafka_options
+    from pipeline.kafka_options import aiokafka_options, check_credentials
     from pipeline.topics import create_topics
 
+    check_credentials(settings)
     try:
         return asyncio.run(create_topics(settings, aiokafka_options(settings)))
     except Exception as exc:
@@ -502,6 +506,9 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+DEMO_LATENESS_S = 10
+
+
 def _demo(settings: Settings, rate: float, customers: int, incidents: list[str]) -> None:
     # SIGTERM (docker stop, timeout, kill) stops everything as cleanly as Ctrl-C does
     signal.signal(signal.SIGTERM, _interrupt)
@@ -517,9 +524,13 @@ def _demo(settings: Settings, rate: float, customers: int, incidents: list[str])
         _create_topics(settings)
         env_args = ["--bootstrap-servers", bootstrap]
         cli = [sys.executable, "-m", "pipeline.cli"]
+        # live traffic in order: a short allowed lateness shows first response times within
+        # seconds of the reply (the default 5 min waits for replies arriving out of order)
+        worker_env = {"CXPULSE_ALLOWED_LATENESS_S": str(DEMO_LATENESS_S), **os.environ}
         children.append(
             subprocess.Popen(
-                [*cli, "worker", *env_args, "--metrics-port", str(settings.metrics_port)]
+                [*cli, "worker", *env_args, "--metrics-port", str(settings.metrics_port)],
+                env=worker_env,
             )
         )
         extra = [arg for spec in incidents for arg in ("--incident", spec)]

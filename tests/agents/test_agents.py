@@ -29,6 +29,7 @@ import pytest
 import pytest_asyncio
 from prometheus_client import CollectorRegistry
 
+from agents.family_agent import TablePort
 from pipeline.app import Worker, create_app
 from pipeline.settings import Settings
 
@@ -230,6 +231,20 @@ async def _barrier(agent: Any) -> None:
     )
 
 
+def _settle(harness: Harness, watermark_ms: int) -> int:
+    """Fire the service-level timers the watermark has passed, as the agent's timer does (its
+    changelog write left out: these tests read the table's store)."""
+    table = harness.worker.app.tables["customer_conversations"]
+
+    def put(customer_id: str, value: bytes) -> None:
+        table.data[customer_id.encode()] = value
+
+    fired: int = harness.worker.runtime.families.service.fire_timers(
+        EVENTS_PARTITION, watermark_ms, TablePort(table).get, put
+    )
+    return fired
+
+
 CONVERSATION = [
     _normalised("e1", "conversation.opened", 0, topic="billing"),
     _normalised("e2", "message.sent", 2, author="bot"),
@@ -242,6 +257,10 @@ async def test_service_levels_first_response_and_resolution(harness: Harness, se
     for offset, event in enumerate(CONVERSATION):
         await _put_event(service, event, offset)
     await _barrier(service)
+    # no first response time until the watermark passes the reply: no earlier one can come
+    p = str(EVENTS_PARTITION)
+    assert harness.sample("cx_first_response_seconds_count", channel="chat", partition=p) is None
+    assert _settle(harness, T0_MS + 601_000) == 1
 
     p = str(EVENTS_PARTITION)
     # The bot's message at 2 s does not count: the first response is the agent's, at 45 s.
@@ -274,6 +293,7 @@ async def test_service_levels_redelivery_changes_nothing_and_duplicate_is_counte
     for offset, event in enumerate(CONVERSATION):
         await _put_event(service, event, offset)
     await _barrier(service)
+    assert _settle(harness, T0_MS + 601_000) == 1
     table = harness.worker.app.tables["customer_conversations"]
     before = table.data[b"c1"]
     p = str(EVENTS_PARTITION)

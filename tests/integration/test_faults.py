@@ -29,12 +29,14 @@ from pipeline.broker import LocalBroker, free_port
 from tests.exposition_parse import MAX_ACROSS_PARTITIONS, Key, summed_samples
 from tests.integration.conftest import Pipeline, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
-
 PROCESS_LOCAL = ("cx_event_lag_seconds", "cx_events_late_total")
 #: events per crash test in CI; `make soak` runs the issue's 200k
 WATERMARK = "cx_watermark_timestamp_seconds"
 CRASH_EVENTS = int(os.environ.get("CXPULSE_SOAK_EVENTS", "30000"))
+#: generous waits for the crash test: a hundred events a second at worst
+CRASH_WAIT_S = max(300.0, CRASH_EVENTS / 100)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(max(600, int(CRASH_WAIT_S * 6)))]
 
 
 def _comparable(samples: dict[Key, float]) -> dict[Key, float]:
@@ -118,7 +120,7 @@ def test_sigkill_three_times_at_random_points_stays_exact(
     accepted = sum(v for (name, _), v in offline.items() if name == "cx_events_total")
     pipeline.env["CXPULSE_SNAPSHOT_INTERVAL_S"] = "1"
     pipeline.cli("topics", "create")
-    pipeline.cli("replay", str(path), timeout=300)  # the whole backlog waits in Kafka
+    pipeline.cli("replay", str(path), timeout=CRASH_WAIT_S)  # the whole backlog waits in Kafka
     chooser = random.Random(5)
     kill_points = sorted(chooser.uniform(0.1, 0.9) * accepted for _ in range(3))
     kills = []
@@ -126,14 +128,19 @@ def test_sigkill_three_times_at_random_points_stays_exact(
     worker = pipeline.start_worker(**env)
     try:
         for point in kill_points:
-            wait_for(lambda p=point: _events_seen(pipeline) >= p, 300, f"{point:.0f} events")
+            wait_for(
+                lambda p=point: _events_seen(pipeline) >= p, CRASH_WAIT_S, f"{point:.0f} events"
+            )
             seen = _events_seen(pipeline)
             worker.send_signal(signal.SIGKILL)
             worker.wait(timeout=30)
             kills.append(seen)
             worker = pipeline.start_worker(**env)
         _wait_equal(
-            lambda: _merged([pipeline.scrape()]), offline, 300, "live metrics to equal compute"
+            lambda: _merged([pipeline.scrape()]),
+            offline,
+            CRASH_WAIT_S,
+            "live metrics to equal compute",
         )
         snapshots = asyncio.run(_final_snapshots(pipeline, offline_kpi, within_s=120))
     finally:

@@ -119,12 +119,29 @@ def apply(state: ServiceState, e: Event) -> Deltas | None:
     return process_event(SERVICE, state, e, source_ref(e), next(_offsets))
 
 
-def run(events: Iterable[Event], state: ServiceState | None = None) -> ServiceState:
-    """Dedup-then-apply every event to one customer's state, each at a new offset."""
+def run(
+    events: Iterable[Event], state: ServiceState | None = None, settle: bool = True
+) -> ServiceState:
+    """Dedup-then-apply every event to one customer's state, each at a new offset; then, with
+    `settle`, let a watermark 1 ms past the last event settle what it decides (first response
+    times, breaches of waits that ended late), as the timers would."""
     state = ServiceState() if state is None else state
+    last = None
     for e in events:
         assert apply(state, e) is not None
+        last = e.occurred_at_ms if last is None else max(last, e.occurred_at_ms)
+    if settle and last is not None:
+        settle_at(state, last + 1)
     return state
+
+
+def settle_at(state: ServiceState, watermark_ms: int) -> Deltas:
+    """What a watermark settles for every conversation of the customer, added to its ledger."""
+    deltas = Deltas()
+    for conversation_id in list(state.conversations):
+        deltas.merge(SERVICE.due(state, conversation_id, watermark_ms).items())
+    state.ledger.add(deltas)
+    return deltas
 
 
 def kpis(totals: Mapping[str, int]) -> dict[str, int]:
@@ -233,7 +250,7 @@ def test_frt_over_two_days_lands_in_inf_bucket() -> None:
 
 def test_event_by_event_contributions_open_reply_resolve_reopen_resolve() -> None:
     state = ServiceState()
-    steps: list[tuple[Event, dict[str, int]]] = [
+    steps: list[tuple[Event | int, dict[str, int]]] = [
         (
             opened(at("10:00:00")),
             {
@@ -247,10 +264,16 @@ def test_event_by_event_contributions_open_reply_resolve_reopen_resolve() -> Non
             agent(at("10:00:30")),
             {
                 "cx_events_total|chat|message.sent": 1,
-                # 30 s <= 30 s bound: le=30
+                "cx_unanswered_conversations|chat": -1,
+            },
+        ),
+        (
+            # the watermark passes the reply: no earlier one can come on time, FRT is final;
+            # 30 s <= 30 s bound: le=30
+            at("10:00:31"),
+            {
                 "cx_first_response_seconds|chat|30": 1,
                 "cx_first_response_seconds:sum_ms|chat": 30_000,
-                "cx_unanswered_conversations|chat": -1,
             },
         ),
         (
@@ -284,8 +307,11 @@ def test_event_by_event_contributions_open_reply_resolve_reopen_resolve() -> Non
             },
         ),
     ]
-    for e, expected in steps:
-        assert apply(state, e) == expected, e.type
+    for step, expected in steps:
+        if isinstance(step, int):
+            assert settle_at(state, step) == expected, step
+        else:
+            assert apply(state, step) == expected, step.type
     assert kpis(state.ledger.totals) == {
         "cx_conversations_opened_total|chat": 1,
         "cx_conversations_resolved_total|chat": 2,
@@ -386,9 +412,12 @@ def test_unanswered_chat_breaches_by_watermark_and_not_again_on_reply() -> None:
     assert view.unanswered == {"chat": {("c-1", "conv-1"): at("10:00:00")}}  # still waiting
     assert view.scheduled == {}
 
-    # the agent finally answers after 120 s: FRT observed (le=120), no second breach
+    # the agent finally answers after 120 s: FRT final once the watermark passes the reply
+    # (le=120), no second breach
     feed(processor, store, 0, [agent(at("10:02:00"))])
-    assert processor.fire_timers(0, at("10:30:00"), store.get, store.put) == 0
+    assert view.scheduled == {("c-1", "conv-1"): at("10:02:00")}
+    assert processor.fire_timers(0, at("10:30:00"), store.get, store.put) == 1
+    assert view.scheduled == {}
     assert view.totals == {
         "cx_events_total|chat|conversation.opened": 1,
         "cx_events_total|chat|message.sent": 1,
@@ -423,10 +452,12 @@ def test_breach_timer_fires_only_once_the_watermark_is_past_the_target() -> None
     assert processor.fire_timers(0, at("10:01:00"), store.get, store.put) == 0
     assert view.scheduled == {("c-1", "conv-1"): at("10:01:00")}
     assert "cx_first_response_breaches_total|chat" not in view.totals
-    # a reply stamped exactly at the target then is no breach, and cancels the timer
+    # a reply stamped exactly at the target then is no breach: the breach timer gives way to
+    # the FRT one, at the reply
     feed(processor, store, 0, [agent(at("10:01:00"))])
+    assert view.scheduled == {("c-1", "conv-1"): at("10:01:00")}
+    assert processor.fire_timers(0, at("10:30:00"), store.get, store.put) == 1
     assert view.scheduled == {}
-    assert processor.fire_timers(0, at("10:30:00"), store.get, store.put) == 0
     assert "cx_first_response_breaches_total|chat" not in view.totals
     assert view.totals["cx_first_response_seconds|chat|60"] == 1  # 60 s <= 60 s
 
@@ -487,25 +518,11 @@ IN_ORDER = (
 MAKERS = {"opened": opened, "bot": bot, "agent": agent, "resolved": resolved}
 
 
-OUT_OF_ORDER_IN_CONVERSATION = (
-    "out-of-order within one conversation: tracked in issue 5 (exact under failure)"
-)
-
-# When opened and resolved (10:03:00) arrive before the agent reply stamped 10:00:45, the wait is
-# taken to end at the resolution (180 s > 60 s): a breach is counted that the later-arriving,
-# earlier-stamped reply (45 s) can no longer undo (agents/service_logic.py
-# ServiceLevels._resolved -> _check_wait).
-RESOLVED_BEFORE_REPLY_BREACH = pytest.mark.xfail(reason=OUT_OF_ORDER_IN_CONVERSATION, strict=True)
-
-
 def _arrival_orders() -> list[Any]:
-    orders = []
-    for order in itertools.permutations(IN_ORDER):
-        names = [name for name, _ in order]
-        reply_last = names.index("agent") > max(names.index("opened"), names.index("resolved"))
-        marks = [RESOLVED_BEFORE_REPLY_BREACH] if reply_last else []
-        orders.append(pytest.param(order, marks=marks, id=">".join(names)))
-    return orders
+    return [
+        pytest.param(order, id=">".join(name for name, _ in order))
+        for order in itertools.permutations(IN_ORDER)
+    ]
 
 
 @pytest.mark.parametrize("order", _arrival_orders())
@@ -536,15 +553,16 @@ def test_agent_message_before_opened_gives_the_same_frt_and_gauges() -> None:
         "cx_events_total|chat|conversation.opened": 1,
         "cx_conversations_opened_total|chat": 1,
         "cx_backlog_conversations|chat": 1,
+    }
+    # once the watermark passes the reply: FRT 45 s, le=60, as in order
+    assert settle_at(state, at("10:00:46")) == {
         "cx_first_response_seconds|chat|60": 1,
         "cx_first_response_seconds:sum_ms|chat": 45_000,
     }
 
 
-# FRT is observed from the first agent message to ARRIVE, not the earliest in event time: an
-# earlier-stamped reply arriving second moves first_agent_ms but FRT (90 s) and the breach stay
-# (agents/service_logic.py ServiceLevels._agent_message/_observe_frt).
-@pytest.mark.xfail(reason=OUT_OF_ORDER_IN_CONVERSATION, strict=True)
+# FRT is final once the watermark passes the earliest reply: an earlier-stamped reply arriving
+# second, within the allowed lateness, gives the in-order FRT.
 def test_two_agent_replies_out_of_order_give_the_in_order_frt() -> None:
     in_order = run([opened(at("10:00:00")), agent(at("10:00:45")), agent(at("10:01:30"))])
     swapped = run([opened(at("10:00:00")), agent(at("10:01:30")), agent(at("10:00:45"))])
@@ -596,6 +614,9 @@ def test_fcr_timer_fires_through_the_processor() -> None:
     processor, store = new_processor(), Store()
     feed(processor, store, 3, handled_and_resolved())
     view = processor.views[3]
+    # first the FRT, final once the watermark passes the reply (10:00:30); then the FCR horizon
+    assert view.scheduled == {("c-1", "conv-1"): at("10:00:30")}
+    assert processor.fire_timers(3, RESOLVED_MS, store.get, store.put) == 1
     assert view.scheduled == {("c-1", "conv-1"): RESOLVED_MS + FCR_HORIZON_MS}
     assert processor.fire_timers(3, RESOLVED_MS + FCR_HORIZON_MS - 1, store.get, store.put) == 0
     assert processor.fire_timers(3, RESOLVED_MS + FCR_HORIZON_MS, store.get, store.put) == 0
@@ -629,6 +650,7 @@ def test_repeat_contact_on_another_channel_settles_not_first_contact() -> None:
 def test_repeat_contact_cancels_the_fcr_timer_in_the_processor() -> None:
     processor, store = new_processor(), Store()
     feed(processor, store, 0, handled_and_resolved())
+    assert processor.fire_timers(0, RESOLVED_MS, store.get, store.put) == 1  # conv-1's FRT
     feed(processor, store, 0, [opened(at("09:00:00", day=2), "mail-1", channel="email")])
     view = processor.views[0]
     # only the e-mail's breach deadline is left: 09:00 on day 2 + 4 h target
@@ -666,7 +688,7 @@ def test_repeat_contact_exactly_at_the_horizon_in_the_processor() -> None:
     processor, store = new_processor(), Store()
     feed(processor, store, 0, handled_and_resolved())
     edge = RESOLVED_MS + FCR_HORIZON_MS
-    assert processor.fire_timers(0, edge, store.get, store.put) == 0
+    assert processor.fire_timers(0, edge, store.get, store.put) == 1  # conv-1's FRT only
     feed(processor, store, 0, [opened(edge, "conv-2")])
     view = processor.views[0]
     # conv-1's FCR timer is gone; conv-2's breach deadline (opened + 60 s) is left
@@ -906,10 +928,11 @@ def test_rebuild_from_stored_bytes_gives_the_same_views() -> None:
             opened(at("10:07:00"), "chat-10", customer="c-4"),
         ],
     )
-    # watermark 10:02:00: phone call-1 passed its 30 s target (10:00:40); chat-10 (opened
-    # 10:07) and mail-1 (4 h target) are not due
-    assert live.fire_timers(0, at("10:02:00"), store.get, store.put) == 1  # call-1 breach
-    assert live.fire_timers(1, at("10:02:00"), store.get, store.put) == 0
+    # watermark 10:02:00: phone call-1 passed its 30 s target (10:00:40), conv-1's FRT (reply
+    # 10:00:30) and chat-9's (reply 10:01:30, 90 s: a breach) are final; chat-10 (opened 10:07)
+    # and mail-1 (4 h target) are not due
+    assert live.fire_timers(0, at("10:02:00"), store.get, store.put) == 2  # call-1, conv-1
+    assert live.fire_timers(1, at("10:02:00"), store.get, store.put) == 1  # chat-9
 
     rebuilt = new_processor()
     rebuilt.rebuild(store.data.items(), [0, 1])

@@ -666,7 +666,9 @@ def test_window_partial_through_the_processors() -> None:
     run = Run()
     feed_day0(run)
     as_of = at("10:45:20")  # 1h: E = 10:45, [09:45, 10:45)
-    assert run.fire(as_of) == 1  # U's breach, settled at its deadline 10:41:00
+    # A's and P's first response times (final once the watermark passed their replies; P's
+    # with its breach), and U's breach, settled at its deadline 10:41:00
+    assert run.fire(as_of) == 3
     partial = run.families.window_partial(0, 3600, as_of)
     assert partial.counts["cx_events_duplicate_total"] == 1
     assert partial.counts["cx_first_response_breaches_total|chat"] == 1  # at 10:41, in
@@ -679,7 +681,7 @@ def test_window_partial_through_the_processors() -> None:
         "opened": 3,
         "resolved": 1,
         "reopened": 0,
-        "first_response_breaches": 2,  # P at the reply (10:11:30), U by the timer (10:41)
+        "first_response_breaches": 2,  # P and U, each timed at its deadline
     }
     assert doc["first_response_seconds"]["count"] == 2  # 30 s (chat), 90 s (phone)
     assert doc["first_response_seconds"]["p50"] == pytest.approx(30, rel=0.01)  # index 0
