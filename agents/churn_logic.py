@@ -9,13 +9,17 @@ passed it, the event time to score at (`rescore`). Out: the customer's `Customer
 `customer_id` and publishes it keyed by customer). `cx_events_total` and
 `cx_churned_customers_total` are counted by other families (`counts_events = False`).
 
-Model: ``score = 1 - p * prod_k (1 - e_k)`` in [0, 1], where ``p`` is `bgnbd.p_alive_risk`
-of the customer's ``(x, t_x, T)`` (counted as `agents.rfm` does: distinct UTC order days,
-weeks = days / 7, ``T`` up to the day scored; ``p = 1`` before the first order: no rhythm,
-no evidence of inactivity) and ``e_k = weight_k * min(1, intensity_k)`` for each experience
-signal. An intensity is ``sum_i 0.5 ** ((t - t_i) / half_life)`` over the signal's occurrences
-``t_i <= t``. Reasons are `inactive` (``1 - p``) and each ``e_k``: the top 3 above 0.01,
-largest first, ties by name.
+Model (`agents.churn_model`): ``score = sigma(intercept + sum_j w_j f_j)`` in [0, 1], a
+logistic model over named features with weights from configuration (`KpiConfig.churn_weights`,
+fitted by ``cxpulse churn fit``, or the documented defaults). The features come from the
+purchase rhythm, ``p`` being `bgnbd.p_alive_risk` of the customer's ``(x, t_x, T)`` (counted
+as `agents.rfm` does: distinct UTC order days, weeks = days / 7, ``T`` up to the day scored):
+a repeat buyer's ``1 - p`` in the band of days since the last order, a one-time buyer's
+``1 - p``, or "no order yet" (``p = 1`` then: no evidence of inactivity); and from each
+experience signal, ``ln(1 + intensity)``. An intensity is ``sum_i 0.5 ** ((t - t_i) /
+half_life)`` over the signal's occurrences ``t_i <= t``. Reasons are `inactive` (the rhythm
+features together) and each experience signal, each contributing how much the score would
+fall without it: the top 3 above 0.01, largest first, ties by name.
 
 Event time (contract 2, "Event time and the watermark"): scoring waits for time to pass, so
 the watermark drives it. `apply` only records an event and schedules a scoring at its time;
@@ -59,21 +63,22 @@ Choices where the contract is silent (for the README):
 from __future__ import annotations
 
 import bisect
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
+from agents import churn_model
 from agents.bgnbd import BgNbdParams, p_alive_risk
-from agents.config import DAY_MS, DEFAULT_CHURN_WEIGHTS, KpiConfig
+from agents.churn_model import Rhythm
+from agents.config import CHURN_SIGNALS, DAY_MS, DEFAULT_CHURN_WEIGHTS, KpiConfig
 from agents.ledger import Deltas, Ledger, series_key
 from agents.rfm import DAYS_PER_WEEK, CustomerRfm, utc_day
 from schemas.events import CONVERSATION_TYPES, EVENT_TYPES, Event
 
 TIERS: Final = ("low", "medium", "high")
-EXPERIENCE_SIGNALS: Final = tuple(DEFAULT_CHURN_WEIGHTS)
-INACTIVE: Final = "inactive"
+EXPERIENCE_SIGNALS: Final = CHURN_SIGNALS
+INACTIVE: Final = churn_model.INACTIVE
 TIER_GAUGE: Final = "cx_customers_by_risk_tier"
 SIGNALS_TOTAL: Final = "cx_churn_signals_total"
 RESCORE_INTERVAL_MS: Final = DAY_MS
@@ -192,6 +197,18 @@ class PurchaseDays:
         if complete or day > self.recent[0]:
             bisect.insort(self.recent, day)
             del self.recent[:-MAX_RECENT_DAYS]
+
+    def rhythm(self, params: BgNbdParams, until_day: int) -> Rhythm | None:
+        """P(alive) (`p_alive_risk`), order days and days since the last order, up to
+        ``until_day``; None before the first order."""
+        rfm = self.summary(until_day)
+        if rfm is None:
+            return None
+        return Rhythm(
+            p_alive=p_alive_risk(params, rfm.x, rfm.t_x, rfm.T),
+            order_days=self.count,
+            days_since_last=max(until_day - self.recent[-1], 0),
+        )
 
     def summary(self, until_day: int) -> CustomerRfm | None:
         """The customer's ``(x, t_x, T)`` up to ``until_day``; None before the first order."""
@@ -491,19 +508,20 @@ class ChurnRisk:
             del state.signals[name]
         state.ledger.forget_before(now - self.config.dedup_horizon_ms)
 
-    def contributions(self, state: CustomerProfile, now: int) -> tuple[float, dict[str, float]]:
-        """``p`` and each reason's contribution (`inactive` = 1 - p, each signal its e_k)."""
-        rfm = state.purchases.summary(utc_day(now))
-        p = 1.0 if rfm is None else p_alive_risk(self.params, rfm.x, rfm.t_x, rfm.T)
-        parts = {INACTIVE: 1.0 - p}
-        for name in EXPERIENCE_SIGNALS:
-            level = intensity(state.signals, name, now, self.half_life_ms)
-            parts[name] = self.weights[name] * min(1.0, level)
-        return p, parts
+    def features(self, state: CustomerProfile, now: int) -> tuple[float, dict[str, float]]:
+        """``p`` (P(alive), 1 before the first order) and the model's named features at ``now``
+        (`churn_model.features`), from what has been taken in."""
+        rhythm = state.purchases.rhythm(self.params, utc_day(now))
+        levels = {
+            name: intensity(state.signals, name, now, self.half_life_ms)
+            for name in EXPERIENCE_SIGNALS
+        }
+        p = 1.0 if rhythm is None else rhythm.p_alive
+        return p, churn_model.features(rhythm, levels)
 
     def _score(self, state: CustomerProfile, now: int) -> Deltas:
-        p, parts = self.contributions(state, now)
-        score = 1.0 - p * math.prod(1.0 - parts[name] for name in EXPERIENCE_SIGNALS)
+        p, values = self.features(state, now)
+        score, parts = churn_model.evaluate(self.weights, values)
         state.score = min(max(score, 0.0), 1.0)
         state.p_alive = p
         state.reasons = top_reasons(parts)

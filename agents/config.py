@@ -35,17 +35,43 @@ DEFAULT_FRT_TARGETS_S: Final = {
     "returns": 14400.0,
 }
 DEFAULT_CURRENCIES: Final = ("EUR", "USD", "GBP", "CHF", "SEK", "DKK", "NOK", "PLN", "JPY", "CAD")
-#: churn risk: weight of each experience signal (its names are the contract's reasons)
+#: churn risk: the experience signals, each a decaying intensity (the contract's reasons)
+CHURN_SIGNALS: Final = (
+    "detractor",
+    "low_csat",
+    "high_effort",
+    "slow_response",
+    "reopened",
+    "repeat_contact",
+    "return",
+    "late_delivery",
+)
+#: churn risk: lower edges (days since the last order) of the bands that split a repeat
+#: buyer's 1 - P(alive): calendar bands, as RFM recency is usually read
+CHURN_RECENCY_BANDS_DAYS: Final = (0, 7, 14, 30, 60, 90, 180, 365)
+#: churn risk: the purchase-rhythm features (all reported as the reason `inactive`)
+CHURN_RHYTHM_FEATURES: Final = (
+    *(f"inactive_{days}d" for days in CHURN_RECENCY_BANDS_DAYS),
+    "inactive_one_time",
+    "no_orders",
+)
+CHURN_INTERCEPT: Final = "intercept"
+#: churn risk: the logistic model's weights when no `cxpulse churn fit` was run. Round numbers,
+#: not fitted to any data: 4.7% over the horizon for a customer without evidence (intercept -3);
+#: a repeat buyer surely gone (1 - P(alive) = 1) adds 2 to the log-odds (27%: most lapsed
+#: customers never say so), a one-time buyer's MBG/NBD heuristic half that; each experience
+#: signal 1 per ln(1 + intensity), so one fresh occurrence doubles the odds.
 DEFAULT_CHURN_WEIGHTS: Final = {
-    "detractor": 0.35,
-    "low_csat": 0.25,
-    "high_effort": 0.15,
-    "slow_response": 0.15,
-    "reopened": 0.10,
-    "repeat_contact": 0.10,
-    "return": 0.15,
-    "late_delivery": 0.15,
+    CHURN_INTERCEPT: -3.0,
+    **{f"inactive_{days}d": 2.0 for days in CHURN_RECENCY_BANDS_DAYS},
+    "inactive_one_time": 1.0,
+    "no_orders": 0.0,
+    **dict.fromkeys(CHURN_SIGNALS, 1.0),
 }
+#: churn risk: tier thresholds on the score (fitted, the probability of churning within the
+#: horizon): medium from a 20% chance, high from 40%
+DEFAULT_CHURN_MEDIUM: Final = 0.2
+DEFAULT_CHURN_HIGH: Final = 0.4
 #: BG/NBD (r, alpha, a, b), time in weeks: the CDNOW fit of Fader, Hardie & Lee (2005)
 DEFAULT_BGNBD: Final = (0.243, 4.414, 0.793, 2.426)
 
@@ -68,12 +94,14 @@ class KpiConfig:
     windows_s: tuple[int, ...] = (3600, 86400, 604800)
     window_grace_ms: int = 5 * 60_000
     currencies: tuple[str, ...] = DEFAULT_CURRENCIES
-    #: churn risk: experience signals' half-life (event time), tier thresholds, hysteresis
+    #: churn risk: experience signals' half-life (event time), tier thresholds (the score is
+    #: the probability of churning within the fit's horizon), hysteresis
     churn_half_life_ms: int = 30 * DAY_MS
-    churn_medium: float = 0.4
-    churn_high: float = 0.7
+    churn_medium: float = DEFAULT_CHURN_MEDIUM
+    churn_high: float = DEFAULT_CHURN_HIGH
     churn_hysteresis: float = 0.05
-    #: experience signal -> weight in [0, 1]; a signal left out keeps its default weight
+    #: the logistic model's weights (`intercept`, rhythm features, experience signals); a name
+    #: left out keeps its default (`DEFAULT_CHURN_WEIGHTS`)
     churn_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CHURN_WEIGHTS))
     bgnbd: tuple[float, float, float, float] = DEFAULT_BGNBD
 
@@ -117,9 +145,16 @@ class KpiConfig:
                 f"unknown churn signals {', '.join(unknown)}: "
                 f"weights exist for {', '.join(DEFAULT_CHURN_WEIGHTS)}"
             )
-        bad = [name for name, w in self.churn_weights.items() if not 0 <= w <= 1]
+        bad = [
+            name
+            for name, w in self.churn_weights.items()
+            if not math.isfinite(w) or (name != CHURN_INTERCEPT and w < 0)
+        ]
         if bad:
-            raise ConfigurationError(f"set churn weights in [0, 1]: {', '.join(sorted(bad))}")
+            raise ConfigurationError(
+                f"set churn weights to finite numbers, 0 or more but the intercept: "
+                f"{', '.join(sorted(bad))} (e.g. the output of `cxpulse churn fit --format env`)"
+            )
         if len(self.bgnbd) != 4 or not all(math.isfinite(v) and v > 0 for v in self.bgnbd):
             raise ConfigurationError(
                 f"BG/NBD parameters (r, alpha, a, b) must be 4 finite numbers > 0, got {self.bgnbd}"

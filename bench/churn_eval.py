@@ -12,30 +12,35 @@ at ``--start`` (the generator's default start); or ``--input`` reads the same fr
 after the start) are the past; the ``customer.churned`` events in (cutoff, cutoff +
 ``--horizon-days``] are the labels. Then, once per setting:
 
-- ``default``: the worker's default configuration (`KpiConfig()`, BG/NBD at the CDNOW fit);
-- ``fitted`` (with ``--fit``): BG/NBD fitted on the orders up to the cutoff only
-  (`pipeline.churn_fit.fit_lines`, as ``cxpulse churn fit --until`` does), then given to the
-  worker as ``KpiConfig(bgnbd=...)``: the honest setting, nothing from after the cutoff.
+- ``default``: the worker's default configuration (`KpiConfig()`: BG/NBD at the CDNOW fit, the
+  documented default weights, fitted to nothing);
+- ``fitted`` (with ``--fit``): what ``cxpulse churn fit --until CUTOFF`` learns from the past
+  alone (`pipeline.churn_fit.fit_lines`): BG/NBD on the orders up to the cutoff, and the
+  weights on every customer's features as of the cutoff less ``--horizon-days``, labelled by
+  the churns between then and the cutoff; given to the worker as ``KpiConfig(bgnbd=...,
+  churn_weights=...)``. The honest setting: nothing from after the cutoff, and the labels it
+  learns from end where the ones it is scored against begin.
 
 `OfflineRun` (the worker's own code: validation, dedup, every family, watermark timers) takes
 in the past; its watermark is then moved to the cutoff and every timer before it settled, as a
 worker's would be. Each customer in the churn table who has been scored and has not churned is
 rescored at the cutoff by the real `ChurnRisk` (what its daily timer does), giving the score,
-the tier (with its hysteresis history) and the parts: ``1 - p_alive`` (the purchase rhythm)
-and ``1 - prod(1 - e_k)`` (the experience signals alone). Customers with no event before the
+the tier (with its hysteresis history) and the parts: ``1 - p_alive`` (the purchase rhythm
+alone), the model with only its rhythm features (``rhythm_only``) and with only its experience
+signals (``experience_only``), each with the intercept. Customers with no event before the
 cutoff have no profile and are not scored.
 
-Metrics, per setting: ROC AUC (Mann-Whitney, ties counted half) of the score, of the
-experience part alone and of ``1 - p_alive`` alone; precision, recall and lift of the ``high``
+Metrics, per setting: ROC AUC (Mann-Whitney, ties counted half) of the score, of each of
+those parts alone; precision, recall and lift of the ``high``
 tier and of ``medium`` or ``high``; base rate and counts. A precision is ``null`` when its tier
-is empty, an AUC when the labels are all alike. Nothing here tunes the scorer.
+is empty, an AUC when the labels are all alike. Nothing here tunes the scorer: ``--fit``
+learns from the past exactly as a user would.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import sys
 import time
 from collections import Counter
@@ -49,8 +54,8 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from agents.churn_logic import EXPERIENCE_SIGNALS
-from agents.config import DAY_MS, KpiConfig
+from agents.churn_model import FEATURES, reason_of, sigmoid
+from agents.config import CHURN_INTERCEPT, DAY_MS, KpiConfig
 from pipeline.churn_fit import fit_lines
 from pipeline.compute import OfflineRun
 from pipeline.generator import DEFAULT_START, GeneratorConfig, TrafficGenerator
@@ -130,6 +135,7 @@ class Scored:
     customer_ids: list[str]
     score: npt.NDArray[np.float64]
     experience: npt.NDArray[np.float64]
+    rhythm: npt.NDArray[np.float64]
     inactive: npt.NDArray[np.float64]
     tier: list[str]
     label: npt.NDArray[np.bool_]
@@ -162,6 +168,7 @@ def score_at_cutoff(
     ids: list[str] = []
     scores: list[float] = []
     experience: list[float] = []
+    rhythm: list[float] = []
     inactive: list[float] = []
     tiers: list[str] = []
     gone = 0
@@ -174,16 +181,18 @@ def score_at_cutoff(
             continue
         family.rescore(state, cutoff_ms)  # a copy: the table keeps the worker's state
         assert state.scored_at_ms is not None and state.tier is not None
-        p, parts = family.contributions(state, state.scored_at_ms)
+        p, values = family.features(state, state.scored_at_ms)
         ids.append(customer_id)
         scores.append(state.score)
-        experience.append(1.0 - math.prod(1.0 - parts[name] for name in EXPERIENCE_SIGNALS))
+        experience.append(_part(family.weights, values, rhythm=False))
+        rhythm.append(_part(family.weights, values, rhythm=True))
         inactive.append(1.0 - p)
         tiers.append(state.tier)
     return Scored(
         customer_ids=ids,
         score=np.array(scores, dtype=np.float64),
         experience=np.array(experience, dtype=np.float64),
+        rhythm=np.array(rhythm, dtype=np.float64),
         inactive=np.array(inactive, dtype=np.float64),
         tier=tiers,
         label=np.array([c in churned for c in ids], dtype=bool),
@@ -191,6 +200,16 @@ def score_at_cutoff(
         profiles=len(table),
         churned_before=gone,
     )
+
+
+def _part(weights: dict[str, float], values: dict[str, float], *, rhythm: bool) -> float:
+    """The model with only its rhythm features (or only its experience signals)."""
+    z = weights[CHURN_INTERCEPT] + sum(
+        weights[name] * values[name]
+        for name in FEATURES
+        if (reason_of(name) == "inactive") == rhythm
+    )
+    return sigmoid(z)
 
 
 def _auc_or_none(scores: npt.NDArray[np.float64], labels: npt.NDArray[np.bool_]) -> float | None:
@@ -222,6 +241,7 @@ def _aucs(scored: Scored, keep: npt.NDArray[np.bool_]) -> dict[str, float | None
     return {
         "score": _auc_or_none(scored.score[keep], label),
         "experience_only": _auc_or_none(scored.experience[keep], label),
+        "rhythm_only": _auc_or_none(scored.rhythm[keep], label),
         "inactive_only": _auc_or_none(scored.inactive[keep], label),
     }
 
@@ -318,18 +338,36 @@ def evaluate_seed(
     )
     settings: list[tuple[str, KpiConfig, dict[str, Any] | None]] = [("default", KpiConfig(), None)]
     if options.fit:
-        fitted = fit_lines(cut.past, cutoff_ms, validator)
-        params = fitted.result.params
+        horizon_ms = round(options.horizon_days * DAY_MS)
+        progress(
+            f"  fitting on the past: BG/NBD, then the weights on churns in the last "
+            f"{options.horizon_days:g} days before the cutoff"
+        )
+        fitted = fit_lines(cut.past, cutoff_ms, validator, horizon_ms=horizon_ms)
+        result = fitted.result
+        params = result.bgnbd.params
         bgnbd = (params.r, params.alpha, params.a, params.b)
         progress(
             f"  BG/NBD fitted on {fitted.orders:,} orders up to the cutoff: r={params.r:.3f} "
             f"alpha={params.alpha:.3f} a={params.a:.3f} b={params.b:.3f}"
         )
-        info = {"orders": fitted.orders, "customers": fitted.result.customers}
-        settings.append(("fitted", dataclasses.replace(KpiConfig(), bgnbd=bgnbd), info))
+        info: dict[str, Any] = {"orders": fitted.orders, "customers": result.customers}
+        config = dataclasses.replace(KpiConfig(), bgnbd=bgnbd)
+        if result.weights is None:
+            progress(f"  {result.note}")
+            info["weights"] = None
+        else:
+            weights = result.weights
+            progress(
+                f"  weights fitted on {weights.customers:,} customers as of cutoff - "
+                f"{options.horizon_days:g} d ({weights.churners:,} churned by the cutoff)"
+            )
+            info["weights"] = {"customers": weights.customers, "churners": weights.churners}
+            config = dataclasses.replace(config, churn_weights=weights.weights)
+        settings.append(("fitted", config, info))
     rows = []
     for name, config, fit_info in settings:
-        progress(f"  scoring with the {name} BG/NBD parameters")
+        progress(f"  scoring at the cutoff with the {name} parameters")
         t0 = time.perf_counter()
         scored = score_at_cutoff(cut.past, cut.churned, cutoff_ms, config, validator, progress)
         reasons = Counter(reason or "(none)" for reason in scored.reason if reason is not None)
@@ -338,6 +376,7 @@ def evaluate_seed(
                 "seed": seed if options.input is None else None,
                 "setting": name,
                 "bgnbd": list(config.bgnbd),
+                "weights": dict(config.churn_weights),
                 "fit": fit_info,
                 **metrics(scored),
                 "churner_reasons": dict(sorted(reasons.items())),
@@ -354,6 +393,7 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float | Non
     paths = {
         "auc_score": ("auc", "score"),
         "auc_experience_only": ("auc", "experience_only"),
+        "auc_rhythm_only": ("auc", "rhythm_only"),
         "auc_inactive_only": ("auc", "inactive_only"),
         "high_precision": ("high", "precision"),
         "high_recall": ("high", "recall"),
@@ -410,21 +450,22 @@ def _num(value: float | None, digits: int = 3) -> str:
 def format_table(document: dict[str, Any]) -> str:
     """One line per seed and setting."""
     header = (
-        f"{'seed':>5} {'setting':<8} {'n':>6} {'base':>6} {'AUC':>6} {'exp':>6} {'inact':>6} "
-        f"{'high':>6} {'prec':>6} {'rec':>6} {'med+':>6} {'prec':>6} {'rec':>6}"
+        f"{'seed':>5} {'setting':<8} {'n':>6} {'base':>6} {'AUC':>6} {'exp':>6} {'rhy':>6} "
+        f"{'inact':>6} {'high':>6} {'prec':>6} {'rec':>6} {'med+':>6} {'prec':>6} {'rec':>6}"
     )
     lines = [
-        "churn score vs customer.churned in the horizon (AUC: score, experience part alone, "
-        "1 - p_alive alone)",
+        "churn score vs customer.churned in the horizon (AUC: score, the model with only its "
+        "experience signals, with only its rhythm features, 1 - p_alive alone)",
         header,
     ]
     for row in document["runs"]:
-        high, medium = row["high"], row["medium_or_high"]
+        high, medium, auc = row["high"], row["medium_or_high"], row["auc"]
         seed = "-" if row["seed"] is None else str(row["seed"])
         lines.append(
             f"{seed:>5} {row['setting']:<8} {row['customers_scored']:>6} "
-            f"{_num(row['base_rate']):>6} {_num(row['auc']['score']):>6} "
-            f"{_num(row['auc']['experience_only']):>6} {_num(row['auc']['inactive_only']):>6} "
+            f"{_num(row['base_rate']):>6} {_num(auc['score']):>6} "
+            f"{_num(auc['experience_only']):>6} {_num(auc['rhythm_only']):>6} "
+            f"{_num(auc['inactive_only']):>6} "
             f"{high['flagged']:>6} {_num(high['precision']):>6} {_num(high['recall']):>6} "
             f"{medium['flagged']:>6} {_num(medium['precision']):>6} {_num(medium['recall']):>6}"
         )
@@ -432,20 +473,21 @@ def format_table(document: dict[str, Any]) -> str:
         lines.append(
             f"{'mean':>5} {setting:<8} {'':>6} {_num(means['base_rate']):>6} "
             f"{_num(means['auc_score']):>6} {_num(means['auc_experience_only']):>6} "
-            f"{_num(means['auc_inactive_only']):>6} {'':>6} {_num(means['high_precision']):>6} "
-            f"{_num(means['high_recall']):>6} {'':>6} "
-            f"{_num(means['medium_or_high_precision']):>6} "
+            f"{_num(means['auc_rhythm_only']):>6} {_num(means['auc_inactive_only']):>6} "
+            f"{'':>6} {_num(means['high_precision']):>6} {_num(means['high_recall']):>6} "
+            f"{'':>6} {_num(means['medium_or_high_precision']):>6} "
             f"{_num(means['medium_or_high_recall']):>6}"
         )
     lines.append("")
-    lines.append("AUC by churn reason, each against all non-churners (score / exp / inact):")
+    lines.append("AUC by churn reason, each against all non-churners (score / exp / rhy / inact):")
     for row in document["runs"]:
         seed = "-" if row["seed"] is None else str(row["seed"])
         parts = []
         for group, aucs in row["auc_by_reason"].items():
             parts.append(
                 f"{group} ({aucs['churners']}): {_num(aucs['score'])} / "
-                f"{_num(aucs['experience_only'])} / {_num(aucs['inactive_only'])}"
+                f"{_num(aucs['experience_only'])} / {_num(aucs['rhythm_only'])} / "
+                f"{_num(aucs['inactive_only'])}"
             )
         lines.append(f"{seed:>5} {row['setting']:<8} " + "; ".join(parts))
     return "\n".join(lines) + "\n"

@@ -592,10 +592,15 @@ def churn_fit(
         help="Last instant of history: a date (the end of that UTC day) or RFC 3339.",
     ),
     output_format: str = typer.Option(
-        "text", "--format", envvar="CXPULSE_FORMAT", help="text (a table) or json."
+        "text",
+        "--format",
+        envvar="CXPULSE_FORMAT",
+        help="text (a table), json, or env (CXPULSE_BGNBD_PARAMS and CXPULSE_CHURN_WEIGHTS "
+        "lines to source).",
     ),
 ) -> None:
-    """Fit BG/NBD parameters (r, alpha, a, b) from the order.placed events up to --until."""
+    """Fit BG/NBD parameters (r, alpha, a, b) from the order.placed events up to --until, and
+    the churn-score weights from the customer.churned events (when the history has them)."""
 
     def go() -> None:
         from rich.progress import TextColumn
@@ -619,7 +624,13 @@ def churn_fit(
         )
         with counter as progress:
             task = progress.add_task(f"reading {file}", total=None)
-            run = fit_file(file, until_ms, validator, lambda n: progress.update(task, completed=n))
+            run = fit_file(
+                file,
+                until_ms,
+                validator,
+                lambda n: progress.update(task, completed=n),
+                config=settings.kpi_config(),
+            )
         err.print(
             f"read {run.lines} lines: {run.orders} orders used, {run.orders_after_until} after "
             f"--until, {run.other_events} other events, {run.invalid_lines} invalid lines; "

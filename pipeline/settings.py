@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agents.config import (
     DEFAULT_BGNBD,
+    DEFAULT_CHURN_HIGH,
+    DEFAULT_CHURN_MEDIUM,
     DEFAULT_CHURN_WEIGHTS,
     DEFAULT_CURRENCIES,
     DEFAULT_FRT_TARGETS_S,
@@ -90,8 +92,8 @@ class Settings(BaseSettings):
     currencies: Annotated[tuple[str, ...], NoDecode] = DEFAULT_CURRENCIES
 
     churn_half_life_s: float = Field(30 * 86400, gt=0)
-    churn_medium: float = 0.4
-    churn_high: float = 0.7
+    churn_medium: float = DEFAULT_CHURN_MEDIUM
+    churn_high: float = DEFAULT_CHURN_HIGH
     churn_hysteresis: float = 0.05
     churn_weights: dict[str, float] = Field(default_factory=dict)
     #: BG/NBD parameters as `cxpulse churn fit --format json` prints them (extra keys ignored)

@@ -30,7 +30,7 @@ from agents.bgnbd import (
     p_alive_risk,
 )
 from agents.rfm import MS_PER_DAY, RfmBuilder, build_rfm, customer_rfm, utc_day
-from pipeline.churn_fit import fit_lines, format_result, parse_until
+from pipeline.churn_fit import ChurnFit, fit_lines, format_result, parse_until
 from schemas.errors import ConfigurationError
 from schemas.validate import EventValidator
 
@@ -339,7 +339,9 @@ def test_fit_lines_counts_what_it_skips() -> None:
 
 
 def test_format_result_text_and_json() -> None:
-    result = FitResult(params=PAPER, log_likelihood=-9582.4292, customers=2357)
+    """Without churn labels (CDNOW has none) only BG/NBD: the contract's six JSON keys."""
+    bgnbd = FitResult(params=PAPER, log_likelihood=-9582.4292, customers=2357)
+    result = ChurnFit(bgnbd, None, 0, MS_PER_DAY, note="churn weights not fitted: no churns")
     assert orjson.loads(format_result(result, "json")) == {
         "r": 0.243,
         "alpha": 4.414,
@@ -350,5 +352,10 @@ def test_format_result_text_and_json() -> None:
     }
     text = format_result(result, "text")
     assert "0.2430" in text and "4.4140" in text and "-9582.43" in text and "2357" in text
+    assert "churn weights not fitted: no churns" in text
+    assert format_result(result, "env") == (
+        """CXPULSE_BGNBD_PARAMS='{"r":0.243,"alpha":4.414,"a":0.793,"b":2.426}'\n"""
+        "# churn weights not fitted: no churns\n"
+    )
     with pytest.raises(ConfigurationError, match="--format"):
         format_result(result, "xml")

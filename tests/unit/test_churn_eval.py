@@ -108,7 +108,7 @@ def test_a_tiny_run_writes_every_metric_in_range(tmp_path: Path) -> None:
         assert row["customers_scored"] > 100 and row["churners"] > 0
         assert _unit(row["base_rate"])
         assert all(_unit(value) for value in row["auc"].values())
-        assert row["auc"].keys() == {"score", "experience_only", "inactive_only"}
+        assert row["auc"].keys() == {"score", "experience_only", "rhythm_only", "inactive_only"}
         for group in ("high", "medium_or_high"):
             flagged = row[group]
             assert flagged.keys() >= {"flagged", "precision", "recall", "lift"}
@@ -119,6 +119,10 @@ def test_a_tiny_run_writes_every_metric_in_range(tmp_path: Path) -> None:
         assert by_reason["service"]["churners"] + by_reason["other"]["churners"] == row["churners"]
     default, fitted = runs[0], runs[1]
     assert fitted["bgnbd"] != default["bgnbd"] and fitted["fit"]["orders"] > 0
+    # the weights too, from the churns of the 15 days before the cutoff only
+    calibration = fitted["fit"]["weights"]
+    assert calibration["churners"] > 0 and calibration["customers"] > calibration["churners"]
+    assert fitted["weights"] != default["weights"] and default["weights"]["intercept"] == -3.0
     assert document["summary"].keys() == {"default", "fitted"}
     assert all(
         value is None or _unit(value)

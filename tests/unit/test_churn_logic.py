@@ -1,10 +1,13 @@
 """agents/churn_logic.py: churn-risk scores, tiers, reasons and signals, worked out by hand.
 
-Defaults (agents/config.py): half-life 30 days; weights detractor 0.35, low_csat 0.25,
-high_effort 0.15, slow_response 0.15, reopened 0.10, repeat_contact 0.10, return 0.15,
-late_delivery 0.15; tiers medium >= 0.4, high >= 0.7, hysteresis 0.05; BG/NBD (CDNOW weekly fit)
-r = 0.243, alpha = 4.414, a = 0.793, b = 2.426; chat FRT target 60 s, email 4 h; FCR horizon
-7 days. score = 1 - p * prod_k (1 - e_k), e_k = weight_k * min(1, intensity_k).
+Defaults (agents/config.py): half-life 30 days; score = sigma(z), z = intercept + sum_j w_j f_j
+with intercept -3, every experience signal's f = ln(1 + intensity) at weight 1, a repeat buyer's
+1 - p in its recency band (0, 7, 14, 30, 60, 90, 180, 365 days) at weight 2, a one-time buyer's
+1 - p at weight 1, no orders 0; tiers medium >= 0.2, high >= 0.4, hysteresis 0.05; BG/NBD
+(CDNOW weekly fit) r = 0.243, alpha = 4.414, a = 0.793, b = 2.426; chat FRT target 60 s, email
+4 h; FCR horizon 7 days. So a customer without evidence scores sigma(-3) = 1 / (1 + e^3) =
+0.0474259, and each fresh signal (intensity 1: + ln 2) doubles the odds: k of them score
+2^k / (2^k + e^3). A reason contributes sigma(z) - sigma(z - its share of z).
 
 `apply` only records; a scoring happens in `rescore`, at the times `next_rescore_ms` gives, once
 the watermark has passed them: `score_until` does what the timers do.
@@ -13,6 +16,7 @@ the watermark has passed them: `score_until` does what the timers do.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -127,6 +131,25 @@ def run(events: Iterable[Event], state: CustomerProfile | None = None) -> Custom
     return state
 
 
+E3 = math.exp(3.0)  # e^3 = 20.085537: the default intercept is -3
+LN2 = math.log(2.0)
+BASELINE = 1 / (1 + E3)  # 0.0474259: no evidence at all
+
+
+def sigma(z: float) -> float:
+    return 1 / (1 + math.exp(-z))
+
+
+def by_hand(*log_odds: float) -> float:
+    """The default model's score: sigma(-3 + the features' weighted sum)."""
+    return sigma(-3.0 + sum(log_odds))
+
+
+def fresh(k: int) -> float:
+    """k different signals, each intensity 1, no orders: 2^k / (2^k + e^3)."""
+    return 2**k / (2**k + E3)
+
+
 def level(state: CustomerProfile, name: str, at_ms: int) -> float:
     return intensity(state.signals, name, at_ms, HALF_LIFE_MS)
 
@@ -167,15 +190,17 @@ def test_decay_does_not_depend_on_arrival_order() -> None:
 # --- scores ------------------------------------------------------------------------------
 
 
-def test_detractor_today_without_orders_scores_its_weight() -> None:
+def test_detractor_today_without_orders_doubles_the_odds() -> None:
     state = FAMILY.new_state()
     assert FAMILY.apply(state, survey(NOON_MS, "nps", 6)) == {}  # recorded only
     assert state.tier is None and FAMILY.next_rescore_ms(state) == NOON_MS  # scored at its time
     deltas = FAMILY.rescore(state, NOON_MS)
-    # p = 1 (no orders); score = 1 - 1 * (1 - 0.35 * min(1, 1)) = 0.35
-    assert state.score == pytest.approx(0.35, abs=1e-12)
+    # p = 1 (no orders: no_orders = 1, weight 0); z = -3 + ln(1 + 1): 2 / (2 + e^3)
+    assert state.score == pytest.approx(2 / (2 + E3), rel=1e-12)
+    assert state.score == pytest.approx(0.0905570, abs=1e-7)
     assert state.p_alive == 1.0
-    assert state.reasons == (("detractor", 0.35),)
+    # without it: sigma(-3) = 0.0474259, so it contributes 0.0905570 - 0.0474259 = 0.0431311
+    assert state.reasons == (("detractor", 0.0431),)
     assert state.tier == "low"
     assert deltas == {f"{GAUGE}|low": 1}  # first tier low: assigned, not a signal
     assert FAMILY.signal(state) is None
@@ -183,36 +208,42 @@ def test_detractor_today_without_orders_scores_its_weight() -> None:
 
 def test_surveys_raise_signals_only_at_their_thresholds() -> None:
     good = run([survey(NOON_MS, "nps", 7), survey(NOON_MS, "csat", 3), survey(NOON_MS, "ces", 4)])
-    assert good.signals == {} and good.score == 0.0
+    assert good.signals == {} and good.score == pytest.approx(BASELINE, rel=1e-12)
+    assert good.reasons == ()
     bad = run([survey(NOON_MS, "csat", 2), survey(NOON_MS, "ces", 3)])
-    # 1 - (1 - 0.25)(1 - 0.15) = 1 - 0.6375 = 0.3625
-    assert bad.score == pytest.approx(0.3625, abs=1e-12)
-    assert bad.reasons == (("low_csat", 0.25), ("high_effort", 0.15))
+    # two fresh signals: 4 / (4 + e^3) = 0.1660748; each contributes 0.1660748 - 0.0905570
+    assert bad.score == pytest.approx(fresh(2), rel=1e-12)
+    assert bad.score == pytest.approx(0.1660748, abs=1e-7)
+    assert bad.reasons == (("high_effort", 0.0755), ("low_csat", 0.0755))  # a tie: by name
 
 
 def test_repeat_buyer_score_combines_p_alive_and_experience() -> None:
-    # orders on days 0, 7 and 14 (twice on day 14: one transaction), detractor on day 28:
-    # x = 2, t_x = 14/7 = 2 weeks, T = 28/7 = 4 weeks
+    # orders on days 0, 7 and 14 (twice on day 14: one transaction), a detractor and a low CSAT
+    # on day 28: x = 2, t_x = 14/7 = 2 weeks, T = 28/7 = 4 weeks, last order 14 days ago
     state = run([order(NOON_MS + d * DAY_MS) for d in (0, 7, 14)] + [order(NOON_MS + 14 * DAY_MS)])
+    assert state.tier == "low"
     FAMILY.apply(state, survey(NOON_MS + 28 * DAY_MS, "nps", 0))
+    FAMILY.apply(state, survey(NOON_MS + 28 * DAY_MS, "csat", 1))
     deltas = score_until(state, NOON_MS + 28 * DAY_MS)
     # p = 1 / (1 + 0.793/3.426 * (8.414/6.414)^2.243) = 0.701520
     p = p_alive_by_hand(2, 2.0, 4.0)
     assert p == pytest.approx(0.7015195, abs=1e-7)
     assert state.p_alive == pytest.approx(p, rel=1e-12)
-    # score = 1 - 0.701520 * (1 - 0.35) = 0.544012
-    assert state.score == pytest.approx(1 - p * 0.65, rel=1e-12)
-    assert state.score == pytest.approx(0.5440123, abs=1e-7)
-    assert state.reasons == (("detractor", 0.35), ("inactive", 0.2985))  # 1 - p = 0.298480
-    # the orders alone scored low (1 - p, about 0.19 to 0.3, on their days and daily since)
+    # z = -3 + 2 * (1 - p) [band 14-29 days] + ln 2 + ln 2 = -3 + 0.596961 + 1.386294 = -1.016745
+    assert state.score == pytest.approx(by_hand(2 * (1 - p), LN2, LN2), rel=1e-12)
+    assert state.score == pytest.approx(0.2656620, abs=1e-7)
+    # without inactive: sigma(-1.613706) = 0.1660748; without either survey: sigma(-1.709892)
+    assert state.reasons == (("detractor", 0.1125), ("low_csat", 0.1125), ("inactive", 0.0996))
+    # the orders alone scored low (about 0.09 to 0.15, on their days and daily since)
     assert deltas == {f"{GAUGE}|low": -1, f"{GAUGE}|medium": 1, f"{SIGNALS}|medium": 1}
     assert FAMILY.signal(state) == {
-        "score": 0.544,
+        "score": 0.2657,
         "tier": "medium",
         "previous_tier": "low",
         "reasons": [
-            {"reason": "detractor", "contribution": 0.35},
-            {"reason": "inactive", "contribution": 0.2985},
+            {"reason": "detractor", "contribution": 0.1125},
+            {"reason": "low_csat", "contribution": 0.1125},
+            {"reason": "inactive", "contribution": 0.0996},
         ],
         "p_alive": 0.7015,
         "as_of": "2026-12-20T12:00:00.000Z",
@@ -226,13 +257,17 @@ def test_a_first_tier_above_low_is_a_signal() -> None:
     add_occurrence(state.signals, "return", NOON_MS, HALF_LIFE_MS)
     add_occurrence(state.signals, "late_delivery", NOON_MS, HALF_LIFE_MS)
     deltas = FAMILY.rescore(state, NOON_MS)
-    # 1 - 0.65 * 0.75 * 0.85 * 0.85 = 0.64778125
-    assert state.score == pytest.approx(0.64778125, abs=1e-12)
-    assert deltas == {f"{GAUGE}|medium": 1, f"{SIGNALS}|medium": 1}
+    # four fresh signals: 16 / (16 + e^3) = 0.4433909: high at once
+    assert state.score == pytest.approx(fresh(4), rel=1e-12)
+    assert deltas == {f"{GAUGE}|high": 1, f"{SIGNALS}|high": 1}
     message = FAMILY.signal(state)
     assert message is not None
-    assert (message["tier"], message["previous_tier"], message["score"]) == ("medium", None, 0.6478)
-    assert [r["reason"] for r in message["reasons"]] == ["detractor", "low_csat", "late_delivery"]
+    assert (message["tier"], message["previous_tier"], message["score"]) == ("high", None, 0.4434)
+    # each contributes 16 / (16 + e^3) - 8 / (8 + e^3) = 0.1585468; the top 3 by name
+    assert message["reasons"] == [
+        {"reason": name, "contribution": 0.1585}
+        for name in ("detractor", "late_delivery", "low_csat")
+    ]
 
 
 def test_one_time_buyer_uses_the_mbg_term() -> None:
@@ -241,8 +276,10 @@ def test_one_time_buyer_uses_the_mbg_term() -> None:
     # x = 0, T = 10 weeks: p = 1 / (1 + a/b * ((alpha + T)/alpha)^r)
     p = 1 / (1 + 0.793 / 2.426 * ((4.414 + 10) / 4.414) ** 0.243)
     assert p == pytest.approx(0.6964829, abs=1e-7)
-    assert state.score == pytest.approx(1 - p, rel=1e-12)
-    assert state.reasons == (("inactive", 0.3035),)
+    # a one-time buyer's 1 - p = 0.3035171 at weight 1: sigma(-2.6964829) = 0.0631812
+    assert state.score == pytest.approx(by_hand(1 - p), rel=1e-12)
+    assert state.score == pytest.approx(0.0631812, abs=1e-7)
+    assert state.reasons == (("inactive", 0.0158),)  # 0.0631812 - 0.0474259
     assert state.tier == "low"
 
 
@@ -256,10 +293,15 @@ def test_rescoring_later_raises_inactivity_and_decays_experience() -> None:
     p = p_alive_by_hand(2, 2.0, 58 / 7)
     assert p == pytest.approx(0.4827919, abs=1e-7)
     assert state.p_alive == pytest.approx(p, rel=1e-12)
-    assert state.score == pytest.approx(1 - p * (1 - 0.175), rel=1e-12)  # 0.601697
-    assert state.score > before
-    assert state.reasons == (("inactive", 0.5172), ("detractor", 0.175))
-    assert deltas == {}  # still medium (0.6017 < 0.7)
+    # 30 days later: detractor 0.5 -> ln 1.5; the last order 44 days ago (band 30-59 days):
+    # z = -3 + 2 * 0.5172081 + 0.4054651 = -1.5601187
+    assert state.score == pytest.approx(by_hand(2 * (1 - p), math.log(1.5)), rel=1e-12)
+    assert state.score == pytest.approx(0.1736296, abs=1e-7)
+    assert before == pytest.approx(by_hand(2 * (1 - p_alive_by_hand(2, 2.0, 4.0)), LN2))
+    assert state.score > before  # 0.1531777 on day 28
+    # without inactive: sigma(-2.5945349) = 0.0694793; without the detractor: sigma(-1.9655838)
+    assert state.reasons == (("inactive", 0.1041), ("detractor", 0.0508))
+    assert deltas == {}  # still low (0.1736 < 0.2)
     assert FAMILY.next_rescore_ms(state) == NOON_MS + 59 * DAY_MS
 
 
@@ -268,28 +310,36 @@ def test_events_arriving_out_of_order_are_scored_at_their_own_times() -> None:
     FAMILY.apply(state, survey(NOON_MS + DAY_MS, "nps", 0))
     FAMILY.apply(state, survey(NOON_MS, "csat", 1))  # read second, happened first
     assert FAMILY.next_rescore_ms(state) == NOON_MS
-    assert FAMILY.rescore(state, NOON_MS) == {f"{GAUGE}|low": 1}  # 0.25: the csat only
-    assert state.reasons == (("low_csat", 0.25),)
+    assert FAMILY.rescore(state, NOON_MS) == {f"{GAUGE}|low": 1}  # the csat only
+    assert state.score == pytest.approx(fresh(1), rel=1e-12)
+    assert state.reasons == (("low_csat", 0.0431),)
     assert FAMILY.next_rescore_ms(state) == NOON_MS + DAY_MS
+    FAMILY.apply(state, survey(NOON_MS + DAY_MS, "ces", 2))  # read third, happened last
     deltas = FAMILY.rescore(state, NOON_MS + DAY_MS)
-    # 1 - (1 - 0.35)(1 - 0.25 * 0.5^(1/30))
-    assert state.score == pytest.approx(1 - 0.65 * (1 - 0.25 * 0.5 ** (1 / 30)), rel=1e-12)
+    # z = -3 + ln 2 + ln 2 + ln(1 + 0.5^(1/30)) = -3 + 1.386294 + 0.681661 = -0.932044
+    expected = by_hand(LN2, LN2, math.log(1 + 0.5 ** (1 / 30)))
+    assert state.score == pytest.approx(expected, rel=1e-12)
+    assert state.score == pytest.approx(0.2825102, abs=1e-7)
     assert deltas == {f"{GAUGE}|low": -1, f"{GAUGE}|medium": 1, f"{SIGNALS}|medium": 1}
 
 
 def test_a_late_event_counts_from_the_next_scoring_only() -> None:
-    state = run([survey(NOON_MS + DAY_MS, "nps", 0)])
-    assert state.scored_at_ms == NOON_MS + DAY_MS and state.score == 0.35
+    state = run([survey(NOON_MS + DAY_MS, "nps", 0), survey(NOON_MS + DAY_MS, "ces", 1)])
+    assert state.scored_at_ms == NOON_MS + DAY_MS
+    assert state.score == pytest.approx(fresh(2), rel=1e-12)
     # older than the last scoring: that decision stands (not revisited), nothing scored now
     assert FAMILY.apply(state, survey(NOON_MS, "csat", 1)) == {}
-    assert state.scored_at_ms == NOON_MS + DAY_MS and state.score == 0.35
+    assert state.scored_at_ms == NOON_MS + DAY_MS
+    assert state.score == pytest.approx(fresh(2), rel=1e-12)
     assert state.tier == "low"
     assert level(state, "low_csat", NOON_MS + DAY_MS) == 0.5 ** (1 / 30)  # as of its own time
     assert FAMILY.next_rescore_ms(state) == NOON_MS + 2 * DAY_MS  # no scoring in the past
     deltas = FAMILY.rescore(state, NOON_MS + 2 * DAY_MS)
-    # 1 - (1 - 0.35 * 0.5^(1/30))(1 - 0.25 * 0.5^(2/30))
-    expected = 1 - (1 - 0.35 * 0.5 ** (1 / 30)) * (1 - 0.25 * 0.5 ** (2 / 30))
+    # z = -3 + 2 ln(1 + 0.5^(1/30)) + ln(1 + 0.5^(2/30)) = -3 + 1.363323 + 0.670309
+    decayed_once = math.log(1 + 0.5 ** (1 / 30))
+    expected = by_hand(decayed_once, decayed_once, math.log(1 + 0.5 ** (2 / 30)))
     assert state.score == pytest.approx(expected, rel=1e-12)
+    assert state.score == pytest.approx(0.2756050, abs=1e-7)
     assert deltas == {f"{GAUGE}|low": -1, f"{GAUGE}|medium": 1, f"{SIGNALS}|medium": 1}
     # an event at the very time of the last scoring is late too
     FAMILY.apply(state, survey(NOON_MS + 2 * DAY_MS, "ces", 1))
@@ -331,13 +381,17 @@ def test_a_scoring_uses_only_what_occurred_by_its_time() -> None:
     FAMILY.rescore(state, NOON_MS)
     # the first order only: x = 0, T = 0; no detractor yet
     assert state.p_alive == pytest.approx(1 / (1 + 0.793 / 2.426), rel=1e-12)
-    assert state.reasons == (("inactive", round(1 - state.p_alive, 4)),)
+    assert state.reasons == (("inactive", round(by_hand(1 - state.p_alive) - BASELINE, 4)),)
     FAMILY.rescore(state, NOON_MS + 2 * DAY_MS)
     assert state.p_alive == pytest.approx(  # still one order day: the second is to come
         1 / (1 + 0.793 / 2.426 * ((4.414 + 2 / 7) / 4.414) ** 0.243), rel=1e-12
     )
-    detractor = 0.35 * 0.5 ** ((2 * DAY_MS - HOUR_MS) / HALF_LIFE_MS)  # since NOON_MS + 1 h
-    assert ("detractor", round(detractor, 4)) in state.reasons
+    # the detractor since NOON_MS + 1 h; a one-time buyer's 1 - p beside it
+    detractor = math.log(1 + 0.5 ** ((2 * DAY_MS - HOUR_MS) / HALF_LIFE_MS))
+    inactive = 1 - state.p_alive
+    with_both = by_hand(detractor, inactive)
+    assert state.score == pytest.approx(with_both, rel=1e-12)
+    assert ("detractor", round(with_both - by_hand(inactive), 4)) in state.reasons
     FAMILY.rescore(state, NOON_MS + 3 * DAY_MS)
     assert state.p_alive == pytest.approx(p_alive_by_hand(1, 3 / 7, 3 / 7), rel=1e-12)
     assert FAMILY.rescore(state, NOON_MS + 4 * DAY_MS) == {}  # not churned yet: still scored
@@ -365,9 +419,9 @@ def test_late_delivery_and_return_are_signals() -> None:
     state = run([on_time])
     assert state.signals == {}
     run([late, ret], state)
-    # 1 - (1 - 0.15)^2 = 0.2775
-    assert state.score == pytest.approx(0.2775, abs=1e-12)
-    assert state.reasons == (("late_delivery", 0.15), ("return", 0.15))
+    # two fresh signals: 4 / (4 + e^3) = 0.1660748, each contributing 0.0755178
+    assert state.score == pytest.approx(fresh(2), rel=1e-12)
+    assert state.reasons == (("late_delivery", 0.0755), ("return", 0.0755))
 
 
 # --- reasons and tiers -------------------------------------------------------------------
@@ -408,25 +462,26 @@ def test_reasons_of_a_customer_with_many_signals() -> None:
             ),
         ]
     )
-    # 1 - 0.65 * 0.75 * 0.9 * 0.85 = 0.6270625
-    assert state.score == pytest.approx(0.6270625, abs=1e-12)
-    assert state.reasons == (("detractor", 0.35), ("low_csat", 0.25), ("return", 0.15))
+    # four fresh signals (the second survey's low CSAT too): 16 / (16 + e^3) = 0.4433909;
+    # each contributes 0.1585468, the top 3 by name
+    assert state.score == pytest.approx(fresh(4), rel=1e-12)
+    assert state.reasons == (("detractor", 0.1585), ("low_csat", 0.1585), ("reopened", 0.1585))
 
 
 def test_tier_hysteresis_does_not_flap() -> None:
     tier = None
     seen = []
-    for score in (0.69, 0.71, 0.68, 0.64):
+    for score in (0.39, 0.41, 0.38, 0.34):
         tier = tier_for(score, tier, CONFIG)
         seen.append(tier)
     assert seen == ["medium", "high", "high", "medium"]
-    assert tier_for(0.36, "medium", CONFIG) == "medium"  # 0.36 >= 0.4 - 0.05
-    assert tier_for(0.34, "medium", CONFIG) == "low"
-    assert tier_for(0.38, "high", CONFIG) == "medium"  # below 0.65, still within medium's margin
-    assert tier_for(0.30, "high", CONFIG) == "low"
-    assert tier_for(0.39, "low", CONFIG) == "low"  # up only at the threshold itself
-    assert tier_for(0.40, "low", CONFIG) == "medium"
-    assert tier_for(0.70, "low", CONFIG) == "high"
+    assert tier_for(0.16, "medium", CONFIG) == "medium"  # 0.16 >= 0.2 - 0.05
+    assert tier_for(0.14, "medium", CONFIG) == "low"
+    assert tier_for(0.18, "high", CONFIG) == "medium"  # below 0.35, still within medium's margin
+    assert tier_for(0.10, "high", CONFIG) == "low"
+    assert tier_for(0.19, "low", CONFIG) == "low"  # up only at the threshold itself
+    assert tier_for(0.20, "low", CONFIG) == "medium"
+    assert tier_for(0.40, "low", CONFIG) == "high"
     assert tier_for(0.10, None, CONFIG) == "low"
 
 
@@ -441,48 +496,37 @@ def test_gauge_deltas_across_a_tier_change_sum_to_zero() -> None:
         assert FAMILY.apply(state, item) == {}
         return score_until(state, item.occurred_at_ms)
 
-    first = scored(lambda at: survey(at, "nps", 5))  # 0.35: low
+    first = scored(lambda at: survey(at, "nps", 5))  # 2 / (2 + e^3) = 0.0906: low
     assert first == {f"{GAUGE}|low": 1}
     add_into(totals, first)
-    change = scored(lambda at: survey(at, "csat", 2))  # 1 - 0.65 * 0.75 = 0.5125
-    assert state.score == pytest.approx(0.5125, abs=1e-9)
+    assert scored(lambda at: survey(at, "csat", 2)) == {}  # 4 / (4 + e^3) = 0.1661: low
+    change = scored(lambda at: survey(at, "ces", 3))  # 8 / (8 + e^3) = 0.2848441
+    # 1 ms of decay moves each ln(1 + intensity) by < 1e-10
+    assert state.score == pytest.approx(fresh(3), abs=1e-9)
     assert change == {f"{GAUGE}|low": -1, f"{GAUGE}|medium": 1, f"{SIGNALS}|medium": 1}
     assert sum(v for k, v in change.items() if k.startswith(GAUGE)) == 0
+    # each contributes 8 / (8 + e^3) - 4 / (4 + e^3) = 0.1187693, the newest a hair more
     assert FAMILY.signal(state) == {
-        "score": 0.5125,
+        "score": 0.2848,
         "tier": "medium",
         "previous_tier": "low",
         "reasons": [
-            {"reason": "detractor", "contribution": 0.35},
-            {"reason": "low_csat", "contribution": 0.25},
+            {"reason": "high_effort", "contribution": 0.1188},
+            {"reason": "low_csat", "contribution": 0.1188},
+            {"reason": "detractor", "contribution": 0.1188},
         ],
         "p_alive": 1.0,
-        "as_of": "2026-11-22T12:00:00.000Z",
+        "as_of": "2026-11-22T12:00:00.001Z",
     }
     add_into(totals, change)
     nothing = scored(lambda at: survey(at, "nps", 10))
     assert nothing == {} and FAMILY.signal(state) is None
-    # more signals while medium: x (1 - 0.15) high effort, x (1 - 0.10) reopened, a second
-    # detractor (intensity 2, capped at 1: no change), x (1 - 0.15) return
-    steps: list[Callable[[int], Event]] = [
-        lambda at: survey(at, "ces", 1),
-        lambda at: event("conversation.reopened", at, conversation_id="k"),
-        lambda at: survey(at, "nps", 1),
-        lambda at: event(
-            "return.requested", at, channel="returns", order_id="o", return_id="r", reason="other"
-        ),
-    ]
-    for step in steps:
-        assert scored(step) == {}
-    # 1 - 0.65 * 0.75 * 0.85 * 0.9 * 0.85 = 0.683003125: still medium
-    assert state.score == pytest.approx(0.683003125, abs=1e-9)
-    high = scored(
-        lambda at: event(
-            "order.delivered", at, channel="shop", order_id="o", promised_at=iso(at - 1)
-        )
-    )
-    # x (1 - 0.15) late delivery: 1 - 0.316996875 * 0.85 = 0.73055265625: high
-    assert state.score == pytest.approx(0.73055265625, abs=1e-9)
+    # a second detractor: intensity 2, ln 3 instead of ln 2, odds x 1.5: 12 / (12 + e^3)
+    assert scored(lambda at: survey(at, "nps", 1)) == {}
+    assert state.score == pytest.approx(12 / (12 + E3), abs=1e-9)  # 0.3740003: still medium
+    high = scored(lambda at: event("conversation.reopened", at, conversation_id="k"))
+    # a reopen doubles the odds: 24 / (24 + e^3) = 0.5443962: high
+    assert state.score == pytest.approx(24 / (24 + E3), abs=1e-9)
     assert high == {f"{GAUGE}|medium": -1, f"{GAUGE}|high": 1, f"{SIGNALS}|high": 1}
     add_into(totals, high)
     assert {k: v for k, v in totals.items() if k.startswith(GAUGE)} == {f"{GAUGE}|high": 1}
@@ -499,7 +543,7 @@ def test_repeat_contact_within_the_fcr_horizon() -> None:
     repeat_at = t0 + HOUR_MS + 3 * DAY_MS
     run([opened(repeat_at, "k-2", channel="email"), sent(repeat_at + 1000, "k-2")], state)
     assert level(state, "repeat_contact", repeat_at) == 1.0
-    assert ("repeat_contact", 0.1) in state.reasons
+    assert ("repeat_contact", 0.0431) in state.reasons  # 2 / (2 + e^3) - 1 / (1 + e^3)
     # the same conversation opened again, or k-1 itself: no new repeat contact
     run([opened(repeat_at + 2000, "k-2"), opened(repeat_at + 3000, "k-1")], state)
     assert level(state, "repeat_contact", repeat_at) == 1.0
@@ -527,7 +571,9 @@ def test_slow_first_reply_is_a_slow_response_at_the_target() -> None:
     # happened at t0 + 60 s, read 30 s later
     assert level(state, "slow_response", t0 + 90_000) == 0.5 ** (30_000 / HALF_LIFE_MS)
     assert state.conversations["k-1"][3] == ALL_DECIDED
-    assert state.score == pytest.approx(0.15 * 0.5 ** (30_000 / HALF_LIFE_MS), rel=1e-12)
+    assert state.score == pytest.approx(
+        by_hand(math.log(1 + 0.5 ** (30_000 / HALF_LIFE_MS))), rel=1e-12
+    )
     assert FAMILY.next_rescore_ms(state) == t0 + 90_000 + DAY_MS  # nothing waits any more
 
 
@@ -537,7 +583,7 @@ def test_the_first_reply_by_event_time_decides_in_any_arrival_order() -> None:
     for order_ in itertools.permutations(items):
         state = run(order_)
         assert state.signals == {}, order_  # answered after 30 s: not slow
-        assert state.score == 0.0
+        assert state.score == pytest.approx(BASELINE, rel=1e-12)
 
 
 def test_reply_at_the_target_is_not_slow() -> None:
@@ -585,7 +631,8 @@ def test_repeat_contact_does_not_depend_on_arrival_order() -> None:
     for order_ in itertools.permutations(items):
         state = run(order_)
         assert level(state, "repeat_contact", t0 + DAY_MS) == 1.0, order_
-        assert state.score == pytest.approx(0.1 * 0.5 ** (1000 / HALF_LIFE_MS), rel=1e-12)
+        expected = by_hand(math.log(1 + 0.5 ** (1000 / HALF_LIFE_MS)))
+        assert state.score == pytest.approx(expected, rel=1e-12)
 
 
 def test_memory_stays_bounded_over_1000_conversations() -> None:
@@ -615,9 +662,15 @@ def test_memory_stays_bounded_over_1000_conversations() -> None:
     # 100 slow responses and 899 repeat contacts are two decaying intensities, not lists
     assert set(state.signals) == {"slow_response", "repeat_contact"}
     assert len(orjson.dumps(family.to_json(state))) < 10_000
-    # both capped at 1: 1 - (1 - 0.15)(1 - 0.10) = 0.235
-    assert state.score == pytest.approx(0.235, abs=1e-12)
-    assert state.ledger.totals == {f"{GAUGE}|low": 1}  # no cx_events_total here
+    # one slow response every 10 x 5184 s, one repeat contact every 5184 s, each decaying with
+    # a half-life of 30 days: far from capped, the odds are multiplied by 1 + each intensity
+    at = state.scored_at_ms
+    assert at is not None
+    slow, repeat = level(state, "slow_response", at), level(state, "repeat_contact", at)
+    assert 50 < slow < 100 and 500 < repeat < 1000  # geometric sums, 1 / (1 - 0.5^(step/30 d))
+    assert state.score == pytest.approx(by_hand(math.log1p(slow), math.log1p(repeat)), rel=1e-9)
+    assert state.tier == "high"
+    assert all(key.startswith((GAUGE, SIGNALS)) for key in state.ledger.totals)  # no events
 
 
 def test_purchase_days_are_distinct_days_in_any_order() -> None:
@@ -639,12 +692,30 @@ def test_purchase_days_are_distinct_days_in_any_order() -> None:
     assert many.count == 101
 
 
+def test_purchase_rhythm_for_the_model() -> None:
+    days = PurchaseDays()
+    assert days.rhythm(FAMILY.params, 16) is None  # no order yet
+    for day in (10, 5, 7):
+        days.add(day)
+    rhythm = days.rhythm(FAMILY.params, 16)
+    assert rhythm is not None
+    # x = 2, t_x = 5/7, T = 11/7 weeks; 3 order days; the last 6 days before day 16
+    assert rhythm.p_alive == pytest.approx(p_alive_by_hand(2, 5 / 7, 11 / 7), rel=1e-12)
+    assert (rhythm.order_days, rhythm.days_since_last) == (3, 6)
+    state = run([order(NOON_MS), order(NOON_MS + 7 * DAY_MS)])
+    p, values = FAMILY.features(state, NOON_MS + 7 * DAY_MS)
+    # scored on the day of the last order: band 0-6 days, x = 1, t_x = T = 1 week
+    assert p == pytest.approx(p_alive_by_hand(1, 1.0, 1.0), rel=1e-12)
+    assert values["inactive_0d"] == pytest.approx(1 - p, rel=1e-12)
+    assert sum(v for k, v in values.items() if k != "inactive_0d") == 0
+
+
 # --- lifecycle and state -----------------------------------------------------------------
 
 
 def test_churned_customer_leaves_the_gauge_and_is_never_signalled_again() -> None:
-    state = run([survey(NOON_MS, "nps", 0), survey(NOON_MS, "csat", 1)])
-    assert state.tier == "medium"
+    state = run([survey(NOON_MS, "nps", 0), survey(NOON_MS, "csat", 1), survey(NOON_MS, "ces", 1)])
+    assert state.tier == "medium"  # 8 / (8 + e^3) = 0.2848
     assert FAMILY.apply(state, event("customer.churned", NOON_MS + HOUR_MS, channel="web")) == {}
     assert FAMILY.next_rescore_ms(state) == NOON_MS + HOUR_MS
     FAMILY.apply(state, survey(NOON_MS + 2 * HOUR_MS, "ces", 1))  # after the churn: ignored
@@ -659,8 +730,10 @@ def test_churned_customer_leaves_the_gauge_and_is_never_signalled_again() -> Non
 
 
 def test_a_late_churn_ends_the_profile_at_the_next_scoring() -> None:
-    state = run([survey(NOON_MS, "nps", 0), survey(NOON_MS + DAY_MS, "csat", 1)])
-    assert state.tier == "medium"
+    state = run(
+        [survey(NOON_MS, "nps", 0), survey(NOON_MS, "ces", 1), survey(NOON_MS + DAY_MS, "csat", 1)]
+    )
+    assert state.tier == "medium"  # three signals, one a day younger: 0.2802
     FAMILY.apply(state, event("customer.churned", NOON_MS + HOUR_MS, channel="web"))
     assert state.tier == "medium"  # the scoring at NOON_MS + DAY_MS stands
     assert FAMILY.next_rescore_ms(state) == NOON_MS + 2 * DAY_MS
@@ -704,7 +777,7 @@ def test_json_round_trip() -> None:
 
 
 def test_signal_is_cleared_by_the_next_scoring() -> None:
-    state = run([survey(NOON_MS, "nps", 0), survey(NOON_MS, "csat", 1)])
+    state = run([survey(NOON_MS, "nps", 0), survey(NOON_MS, "csat", 1), survey(NOON_MS, "ces", 1)])
     assert FAMILY.signal(state) is not None
     assert FAMILY.rescore(state, NOON_MS + HOUR_MS) == Deltas()
     assert FAMILY.signal(state) is None
@@ -718,7 +791,9 @@ def test_signal_is_cleared_by_the_next_scoring() -> None:
         {"churn_high": 1.0},
         {"churn_hysteresis": -0.01},
         {"churn_half_life_ms": 0},
-        {"churn_weights": {"detractor": 1.5}},
+        {"churn_weights": {"detractor": -0.5}},
+        {"churn_weights": {"inactive_30d": math.nan}},
+        {"churn_weights": {"intercept": math.inf}},
         {"churn_weights": {"angry": 0.5}},
         {"bgnbd": (0.243, 4.414, 0.0, 2.426)},
     ],
@@ -729,12 +804,14 @@ def test_bad_churn_configuration_is_refused(changes: dict[str, Any]) -> None:
 
 
 def test_partial_weights_keep_the_other_defaults() -> None:
-    family = ChurnRisk(KpiConfig(churn_weights={"detractor": 0.5}))
+    family = ChurnRisk(KpiConfig(churn_weights={"detractor": 0.5, "intercept": -2.0}))
     state = family.new_state()
     family.apply(state, survey(NOON_MS, "nps", 0))
     family.apply(state, survey(NOON_MS, "csat", 1))
     score_until(state, NOON_MS, family)
-    assert state.score == pytest.approx(1 - 0.5 * 0.75, abs=1e-12)
+    # z = -2 + 0.5 ln 2 + 1 ln 2 (low_csat keeps its default): odds e^-2 * 2^1.5
+    assert state.score == pytest.approx(2**1.5 / (2**1.5 + math.exp(2)), rel=1e-12)
+    assert state.score == pytest.approx(0.2768223, abs=1e-7)
 
 
 # --- event time: arrival order does not matter within the watermark ---------------------
@@ -805,11 +882,20 @@ def test_every_interleaving_of_c5s_topics_gives_the_signals_of_file_order() -> N
     expected = read_live(topics, in_file_order)
     signals, settled, after_churn = expected
     # the return (2026-10-25T12:00) on top of a late delivery two hours before and a one-time
-    # buyer's inactivity: medium; the churn (2026-10-27) is past the final watermark, then ends it
+    # buyer's inactivity (two orders on 2026-10-22, T = 3/7 weeks: p = 0.7494457): medium;
+    # the churn (2026-10-27) is past the final watermark, then ends it
     assert [
         (key, value["tier"], value["previous_tier"], value["as_of"]) for key, value in signals
     ] == [("c5", "medium", "low", "2026-10-25T12:00:00.000Z")]
-    assert signals[0][1]["score"] == 0.4583
+    p = 1 / (1 + 0.793 / 2.426 * ((4.414 + 3 / 7) / 4.414) ** 0.243)
+    # z = -3 + (1 - p) + ln 2 + ln(1 + 0.5^(2 h / 30 d)) = -1.3641136: 0.2035725
+    assert by_hand(1 - p, LN2, math.log(1 + 0.5 ** (2 / 720))) == pytest.approx(0.2035725, abs=1e-7)
+    assert signals[0][1]["score"] == 0.2036
+    assert signals[0][1]["reasons"] == [
+        {"reason": "return", "contribution": 0.0903},
+        {"reason": "late_delivery", "contribution": 0.0902},
+        {"reason": "inactive", "contribution": 0.0376},
+    ]
     assert settled == {f"{GAUGE}|medium": 1, f"{SIGNALS}|medium": 1}
     assert after_churn == {f"{SIGNALS}|medium": 1}
     orders = list(interleavings(list(topics.values())))
