@@ -4,7 +4,9 @@ In: a Kafka version (default 3.9.1, 4.1.x also works), a port, an optional data 
 ``java`` and ``mvn`` on PATH. Out: a running ``kafka.Kafka`` JVM that answers on
 ``localhost:<port>``, its jars cached once per version under ``~/.cache/cxpulse/kafka``, and its
 logs under ``<data_dir>/logs`` (never on our stdout). Failures raise ``BrokerError`` with a message
-that says what to do.
+that says what to do. With ``sasl_ssl=SaslSsl(username, password)`` its one client listener is
+SASL_SSL with SCRAM-SHA-512 instead of PLAINTEXT: a throwaway CA and broker certificate made with
+``keytool`` (``<data_dir>/tls``, CA in ``broker.ca_file``), the user created at format time.
 
     with LocalBroker(port=free_port()) as broker:
         produce_to(broker.bootstrap)
@@ -17,9 +19,11 @@ import base64
 import contextlib
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -27,6 +31,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Final
@@ -39,6 +44,9 @@ DEFAULT_KAFKA_VERSION: Final = "3.9.1"
 MESSAGE_MAX_BYTES: Final = 4 * 1024 * 1024
 
 _INSTALL_HINT: Final = "apt-get install -y openjdk-17-jre-headless maven"
+_SCRAM: Final = "SCRAM-SHA-512"
+# SCRAM names and passwords go into StorageTool's `[name=...,password=...]` and a JAAS line
+_SAFE_CREDENTIAL: Final = re.compile(r"[A-Za-z0-9._~+/-]{1,128}")
 _MARKER: Final = ".complete"
 _LOG_TAIL_LINES: Final = 30
 _MVN_TIMEOUT_S: Final = 900.0
@@ -220,7 +228,9 @@ def _recv_exact(sock: socket.socket, size: int, deadline: float) -> bytes:
     return bytes(chunks)
 
 
-def _api_versions_ok(host: str, port: int, timeout: float) -> bool:
+def _api_versions_ok(
+    host: str, port: int, timeout: float, context: ssl.SSLContext | None = None
+) -> bool:
     # ApiVersions v0 is the one request every broker version answers (it is how clients negotiate
     # versions), and its v0 response layout is fixed, so a hand-rolled frame is enough.
     deadline = time.monotonic() + timeout
@@ -229,7 +239,11 @@ def _api_versions_ok(host: str, port: int, timeout: float) -> bool:
     # header v1: api_key=18 (ApiVersions), api_version=0, correlation_id, client_id; empty body
     payload = struct.pack(">hhih", 18, 0, correlation_id, len(client_id)) + client_id
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        with contextlib.ExitStack() as stack:
+            sock = stack.enter_context(socket.create_connection((host, port), timeout=timeout))
+            if context is not None:
+                # ApiVersions is answered before SASL authentication, so TLS is all it needs
+                sock = stack.enter_context(context.wrap_socket(sock, server_hostname=host))
             sock.settimeout(max(deadline - time.monotonic(), 0.001))
             sock.sendall(struct.pack(">i", len(payload)) + payload)
             (size,) = struct.unpack(">i", _recv_exact(sock, 4, deadline))
@@ -245,9 +259,91 @@ def _api_versions_ok(host: str, port: int, timeout: float) -> bool:
     )
 
 
-def broker_answers(bootstrap: str, timeout: float = 2.0) -> bool:
-    """True when a Kafka broker at ``host:port`` (or any of ``a:1,b:2``) answers ApiVersions."""
-    return any(_api_versions_ok(host, port, timeout) for host, port in _split_bootstrap(bootstrap))
+def broker_answers(
+    bootstrap: str, timeout: float = 2.0, ssl_context: ssl.SSLContext | None = None
+) -> bool:
+    """True when a Kafka broker at ``host:port`` (or any of ``a:1,b:2``) answers ApiVersions
+    (over TLS with ``ssl_context``)."""
+    return any(
+        _api_versions_ok(host, port, timeout, ssl_context)
+        for host, port in _split_bootstrap(bootstrap)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SaslSsl:
+    """A SASL_SSL (SCRAM-SHA-512) client listener with one user, who is also the super user
+    and the broker's own identity on that listener. For tests and development only: the
+    credentials end up in the broker's config files and on the StorageTool command line."""
+
+    username: str
+    password: str
+
+    def __post_init__(self) -> None:
+        for what, value in (("username", self.username), ("password", self.password)):
+            if not _SAFE_CREDENTIAL.fullmatch(value):
+                raise BrokerError(
+                    f"SCRAM {what} must be 1-128 of A-Z a-z 0-9 . _ ~ + / - "
+                    "(it is written into Kafka's config unescaped)"
+                )
+
+    def __repr__(self) -> str:
+        return f"SaslSsl(username={self.username!r})"
+
+
+def _make_tls(folder: Path, log: Callable[[str], None]) -> str:
+    """A throwaway CA (``ca.pem``) and a broker key and certificate for ``localhost`` signed by
+    it (``broker.p12``, with the CA also in ``truststore.p12``), made with the JDK's keytool
+    once per folder; returns the stores' password (kept in ``store.pass``)."""
+    password_file = folder / "store.pass"
+    done = folder / _MARKER
+    if done.is_file() and password_file.is_file():
+        return password_file.read_text(encoding="ascii").strip()
+    keytool = _require_tool("keytool")
+    if folder.exists():
+        shutil.rmtree(folder)  # an interrupted run: start over
+    folder.mkdir(parents=True)
+    password = secrets.token_urlsafe(24)
+    password_file.write_text(password, encoding="ascii")
+    password_file.chmod(0o600)
+    log(f"making a throwaway CA and broker certificate in {folder}")
+    san = "SAN=dns:localhost,ip:127.0.0.1"
+    common = ["-storetype", "PKCS12", "-storepass", password, "-keypass", password]
+    steps = [
+        ["-genkeypair", "-alias", "ca", "-keystore", "ca.p12", "-dname", "CN=cxpulse test CA",
+         "-ext", "bc:c", "-keyalg", "RSA", "-keysize", "2048", "-validity", "30", *common],
+        ["-exportcert", "-rfc", "-alias", "ca", "-keystore", "ca.p12", "-file", "ca.pem",
+         *common],
+        ["-genkeypair", "-alias", "broker", "-keystore", "broker.p12", "-dname", "CN=localhost",
+         "-ext", san, "-keyalg", "RSA", "-keysize", "2048", "-validity", "30", *common],
+        ["-certreq", "-alias", "broker", "-keystore", "broker.p12", "-file", "broker.csr",
+         *common],
+        ["-gencert", "-rfc", "-alias", "ca", "-keystore", "ca.p12", "-infile", "broker.csr",
+         "-outfile", "broker.pem", "-ext", san, "-validity", "30", *common],
+        ["-importcert", "-noprompt", "-alias", "ca", "-keystore", "broker.p12", "-file",
+         "ca.pem", *common],
+        ["-importcert", "-noprompt", "-alias", "broker", "-keystore", "broker.p12", "-file",
+         "broker.pem", *common],
+        ["-importcert", "-noprompt", "-alias", "ca", "-keystore", "truststore.p12", "-file",
+         "ca.pem", *common],
+    ]  # fmt: skip
+    for step in steps:
+        done_step = subprocess.run(
+            [keytool, *step],
+            cwd=folder,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if done_step.returncode != 0:
+            raise BrokerError(
+                f"keytool {step[0]} failed (exit {done_step.returncode}) in {folder}:\n"
+                f"{_tail(done_step.stdout + done_step.stderr)}"
+            )
+    done.write_text("tls\n", encoding="utf-8")
+    return password
 
 
 def _cluster_id() -> str:
@@ -328,9 +424,11 @@ class LocalBroker:
         cache_dir: Path | None = None,
         log: Callable[[str], None] = _log_to_stderr,
         heap: str = "512m",
+        sasl_ssl: SaslSsl | None = None,
     ) -> None:
         _major(version)
         self.port = port
+        self.sasl_ssl = sasl_ssl
         self.version = version
         self.bootstrap = f"localhost:{port}"
         self.cache_dir = cache_dir if cache_dir is not None else default_cache_dir()
@@ -355,6 +453,20 @@ class LocalBroker:
         return self.data_dir / "logs"
 
     @property
+    def security_protocol(self) -> str:
+        """What clients set as ``security.protocol``: ``PLAINTEXT`` or ``SASL_SSL``."""
+        return "PLAINTEXT" if self.sasl_ssl is None else "SASL_SSL"
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA certificate (PEM) clients trust for the SASL_SSL listener; None without it."""
+        return None if self.sasl_ssl is None else self.data_dir / "tls" / "ca.pem"
+
+    def _client_ssl_context(self) -> ssl.SSLContext | None:
+        ca_file = self.ca_file
+        return None if ca_file is None else ssl.create_default_context(cafile=str(ca_file))
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
@@ -374,7 +486,13 @@ class LocalBroker:
         kafka_logs = data_dir / "kafka-logs"
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         config = data_dir / "server.properties"
-        config.write_text(self._server_properties(free_port(), kafka_logs), encoding="utf-8")
+        store_password = None
+        if self.sasl_ssl is not None:
+            store_password = _make_tls(data_dir / "tls", self._log)
+        properties = self._server_properties(free_port(), kafka_logs, store_password)
+        config.write_text(properties, encoding="utf-8")
+        if store_password is not None:
+            config.chmod(0o600)  # it holds the SCRAM password and the stores' password
         jvm_args = self._jvm_args(libs)
         try:
             # meta.properties is what StorageTool writes last; without it the storage is not
@@ -411,7 +529,9 @@ class LocalBroker:
     ) -> None:
         self.stop()
 
-    def _server_properties(self, controller_port: int, kafka_logs: Path) -> str:
+    def _server_properties(
+        self, controller_port: int, kafka_logs: Path, store_password: str | None = None
+    ) -> str:
         props = {
             "process.roles": "broker,controller",
             "node.id": "1",
@@ -442,6 +562,8 @@ class LocalBroker:
             "message.max.bytes": str(MESSAGE_MAX_BYTES),
             "replica.fetch.max.bytes": str(MESSAGE_MAX_BYTES),
         }
+        if self.sasl_ssl is not None and store_password is not None:
+            props.update(self._sasl_ssl_properties(controller_port, store_password))
         if _major(self.version) >= 4:
             # Share groups' state topic defaults to 3 replicas, which one node cannot host.
             props["share.coordinator.state.topic.replication.factor"] = "1"
@@ -452,6 +574,39 @@ class LocalBroker:
             + "\n".join(lines)
             + "\n"
         )
+
+    def _sasl_ssl_properties(self, controller_port: int, store_password: str) -> dict[str, str]:
+        """The client listener as SASL_SSL (SCRAM-SHA-512), also used between brokers; the
+        controller listener stays PLAINTEXT on localhost."""
+        assert self.sasl_ssl is not None
+        user = self.sasl_ssl
+        tls = self.data_dir / "tls"
+        jaas = (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{user.username}" password="{user.password}";'
+        )
+        return {
+            "listeners": f"SASL_SSL://localhost:{self.port},"
+            f"CONTROLLER://localhost:{controller_port}",
+            "advertised.listeners": f"SASL_SSL://localhost:{self.port}",
+            "inter.broker.listener.name": "SASL_SSL",
+            "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+            "sasl.enabled.mechanisms": _SCRAM,
+            "sasl.mechanism.inter.broker.protocol": _SCRAM,
+            f"listener.name.sasl_ssl.{_SCRAM.lower()}.sasl.jaas.config": jaas,
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": str(tls / "broker.p12"),
+            "ssl.keystore.password": store_password,
+            "ssl.key.password": store_password,
+            "ssl.truststore.type": "PKCS12",
+            "ssl.truststore.location": str(tls / "truststore.p12"),
+            "ssl.truststore.password": store_password,
+            # Authorization on: only the super user may do anything on the client listener.
+            # ANONYMOUS is the principal of the PLAINTEXT controller listener (localhost only),
+            # through which the broker part of this node talks to its controller part.
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": f"User:{user.username};User:ANONYMOUS",
+        }
 
     def _jvm_args(self, libs: Path) -> list[str]:
         java = _require_tool("java")
@@ -489,6 +644,9 @@ class LocalBroker:
             "-c",
             str(config),
         ]
+        if self.sasl_ssl is not None:
+            user = self.sasl_ssl
+            cmd += ["--add-scram", f"{_SCRAM}=[name={user.username},password={user.password}]"]
         try:
             done = subprocess.run(
                 cmd,
@@ -534,7 +692,7 @@ class LocalBroker:
                     f"Kafka exited (code {code}) before answering on {self.bootstrap}; "
                     f"last lines of its logs:\n{self._log_tail()}"
                 )
-            if broker_answers(self.bootstrap, timeout=1.0):
+            if broker_answers(self.bootstrap, 1.0, self._client_ssl_context()):
                 self._log(f"Kafka answers on {self.bootstrap} ({time.monotonic() - started:.1f}s)")
                 return
             if time.monotonic() >= deadline:

@@ -53,7 +53,10 @@ _TIMESTAMP = re.compile(
 )
 _DECIMAL_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _CURRENCY = re.compile(r"[A-Z]{3}")
-_MAX_AMOUNT: Final = Decimal(10) ** 15
+# Amounts are kept in integer micro-units in per-customer ledgers and window aggregates that
+# orjson writes (64-bit integers at most): 1e9 per event (1e15 micros) leaves room to sum
+# thousands of the largest orders of one customer or window before that limit.
+_MAX_AMOUNT: Final = Decimal(10) ** 9
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND: Final = timedelta(milliseconds=1)
 _EVENT_TYPES: Final = frozenset(EVENT_TYPES)
@@ -137,7 +140,7 @@ def _amount_micros(obj: dict[str, Any], name: str) -> int:
     except InvalidOperation:
         raise _Invalid("invalid_field", f"{name} must be a decimal number >= 0") from None
     if not number.is_finite() or number < 0 or number >= _MAX_AMOUNT:
-        raise _Invalid("invalid_field", f"{name} must be a decimal number >= 0 and < 1e15")
+        raise _Invalid("invalid_field", f"{name} must be a decimal number >= 0 and < 1e9")
     return int((number * MICROS).to_integral_value())
 
 
@@ -178,9 +181,17 @@ class EventValidator:
         if not isinstance(obj, dict):
             return Rejection("invalid_json", f"expected a JSON object, got {_kind(obj)}")
         try:
-            return self._event(obj, source_kind)
+            event = self._event(obj, source_kind)
         except _Invalid as invalid:
             return invalid.rejection
+        try:
+            # orjson reads up to 1024 levels of nesting but writes only 254: an unknown field
+            # nested deeper would pass here and then fail ingest's write to cx.events, which
+            # would stop the worker on every restart (a poison message).
+            orjson.dumps(event.payload)
+        except orjson.JSONEncodeError as exc:
+            return Rejection("invalid_json", f"nests too deeply to forward as JSON: {exc}")
+        return event
 
     def _event(self, obj: dict[str, Any], source_kind: str) -> Event:
         version = obj.get("schema_version", SCHEMA_VERSION)
