@@ -82,6 +82,11 @@ INACTIVE: Final = churn_model.INACTIVE
 TIER_GAUGE: Final = "cx_customers_by_risk_tier"
 SIGNALS_TOTAL: Final = "cx_churn_signals_total"
 RESCORE_INTERVAL_MS: Final = DAY_MS
+#: daily rescoring stops this long after the customer's latest event: by then the inactivity
+#: bands have topped out (365 days) and experience signals have decayed away, and a customer
+#: whose only event lies far in the past (hostile or stale input) costs a bounded number of
+#: scorings instead of one per day up to now
+RESCORE_QUIET_LIMIT_MS: Final = 400 * DAY_MS
 TOP_REASONS: Final = 3
 MIN_CONTRIBUTION: Final = 0.01
 NEGLIGIBLE_INTENSITY: Final = 1e-4
@@ -249,6 +254,8 @@ class CustomerProfile:
     churned_at_ms: int | None = None
     #: a scoring has reached the churn: the profile is over
     closed: bool = False
+    #: the latest event time a scoring has taken in (bounds daily rescoring)
+    last_event_ms: int | None = None
 
     def now(self, at_ms: int) -> int:
         """The time to score at: the profile's clock only moves forward."""
@@ -270,6 +277,7 @@ class CustomerProfile:
             "at": self.scored_at_ms,
             "gone": self.churned_at_ms,
             "end": self.closed or None,
+            "last": self.last_event_ms,
         }
         compact = {key: value for key, value in fields.items() if value not in (None, {}, [])}
         return {**self.ledger.to_json(), **compact}
@@ -292,6 +300,7 @@ class CustomerProfile:
             scored_at_ms=data.get("at"),
             churned_at_ms=data.get("gone"),
             closed=bool(data.get("end", False)),
+            last_event_ms=data.get("last"),
         )
 
 
@@ -351,6 +360,10 @@ class ChurnRisk:
         now = state.now(at_ms)
         if state.churned_at_ms is not None and state.churned_at_ms <= now:
             return self._close(state, now)
+        taken = [entry[0] for entry in state.pending if entry[0] <= now]
+        if taken:
+            last = state.last_event_ms
+            state.last_event_ms = max(taken) if last is None else max(last, *taken)
         self._take_in(state, now)
         self._decide_conversations(state, now)
         self._forget(state, now)
@@ -364,7 +377,10 @@ class ChurnRisk:
             return None
         scored = state.scored_at_ms
         times = [state.pending[0][0]] if state.pending else []
-        if scored is not None:
+        last = state.last_event_ms
+        if scored is not None and (
+            last is None or scored + RESCORE_INTERVAL_MS <= last + RESCORE_QUIET_LIMIT_MS
+        ):
             times.append(scored + RESCORE_INTERVAL_MS)
         for opened, target, ended, decided, *_ in state.conversations.values():
             if opened is None or decided & SLOW_DECIDED:

@@ -962,3 +962,23 @@ def test_state_stays_bounded_over_1000_events_in_60_days() -> None:
     assert len(state.conversations) <= MAX_CONVERSATIONS
     assert len(state.ledger.seen) <= DAY_MS // step + 2
     assert len(table["c-1"]) < 20_000
+
+
+def test_a_customer_quiet_for_long_is_no_longer_rescored_daily() -> None:
+    """A lone event far in the past (stale or hostile input) costs a bounded number of daily
+    scorings (400 days' worth), not one per day up to the watermark."""
+    state = FAMILY.new_state()
+    long_ago = DAY0_MS - 3650 * DAY_MS  # ten years before the watermark
+    FAMILY.apply(state, order(long_ago))
+    scorings = 0
+    due = FAMILY.next_rescore_ms(state)
+    while due is not None and due < DAY0_MS:
+        FAMILY.rescore(state, due)
+        scorings += 1
+        due = FAMILY.next_rescore_ms(state)
+    # the event itself, then daily up to 400 days after it: 1 + 400 scorings
+    assert scorings == 401
+    assert due is None and state.scored_at_ms == long_ago + 400 * DAY_MS
+    # a new event wakes the schedule up again
+    FAMILY.apply(state, order(DAY0_MS))
+    assert FAMILY.next_rescore_ms(state) == DAY0_MS
