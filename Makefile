@@ -1,5 +1,5 @@
 .DEFAULT_GOAL := help
-.PHONY: help setup demo check test-unit test-integration broker lint rules soak bench
+.PHONY: help setup demo check test-unit test-integration broker lint rules soak bench previews
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -18,6 +18,9 @@ lint: setup ## ruff and mypy only
 
 rules: setup ## Regenerate the recording rules, alerts and Grafana dashboards (deploy/mixin/)
 	.venv/bin/python -m deploy.mixin.generate
+
+previews: setup ## Render docs/*.png previews of the dashboards from a live run (about 6 min)
+	.venv/bin/python -m deploy.preview
 
 test-unit: setup ## Fast tests without Kafka
 	.venv/bin/python -m pytest tests/unit tests/agents -q
