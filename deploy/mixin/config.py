@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from agents.config import DEFAULT_FRT_TARGETS_S
+from pipeline.exposition import CONVERSATION_CHANNELS
 
 #: Rolling windows of the KPI ratios (contract section 2: 1h, 24h and 7d by default).
 KPI_WINDOWS: Final = ("1h", "24h", "7d")
@@ -56,6 +57,9 @@ class MixinConfig:
     quantiles: tuple[float, ...] = QUANTILES
     #: Per-channel first-response target in seconds (a breach is a wait past it).
     frt_targets_s: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FRT_TARGETS_S))
+    #: Channels whose workers export `cx_oldest_unanswered_age_seconds` (the conversation
+    #: channels): only these get a CXOldestUnansweredTooOld rule.
+    unanswered_channels: tuple[str, ...] = CONVERSATION_CHANNELS
     #: Share of conversations to be answered within target (error budget: 1 - objective).
     frt_objective: float = 0.95
     #: Labels every KPI series carries per exporter that the rules aggregate away.

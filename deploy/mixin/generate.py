@@ -348,6 +348,8 @@ def _oldest_unanswered_alerts(b: _Builder) -> list[Alert]:
     config = b.config
     result = []
     for channel, target in sorted(config.frt_targets_s.items()):
+        if channel not in config.unanswered_channels:
+            continue  # no conversations there: the rule would have no input series
         limit = target * config.oldest_unanswered_target_multiple
         result.append(
             _alert(

@@ -33,15 +33,9 @@ from tests.integration.prometheus_stack import generate, require_prometheus, run
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 #: Alerts (name, channel label) whose inputs cannot have data in this run, and why. Minimal.
-#: The workers export cx_oldest_unanswered_age_seconds only for the conversation channels
-#: (chat, email, phone, social, web: pipeline/compute.py), but the mixin renders a
-#: CXOldestUnansweredTooOld rule for every channel with an FRT target, shop and returns
-#: included: those two rules have no input series in any deployment until the mixin or the
-#: exporter is aligned.
-ALLOWLIST: dict[tuple[str, str], str] = {
-    ("CXOldestUnansweredTooOld", "returns"): "no returns conversations are exported",
-    ("CXOldestUnansweredTooOld", "shop"): "no shop conversations are exported",
-}
+#: Expressions that cannot have data in this run, with the reason (none today; the mixin
+#: renders CXOldestUnansweredTooOld only for the channels that export its input).
+ALLOWLIST: dict[tuple[str, str], str] = {}
 
 
 def _checks() -> tuple[dict[str, str], set[str]]:
