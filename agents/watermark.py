@@ -2,11 +2,11 @@
 
 In: for each source topic-partition, the latest `occurred_at` seen and the wall time it was
 seen. Out: the watermark, `min(latest over live partitions) - allowed lateness`. A partition
-that never had data, or has been idle for `idle_timeout_s` of wall time, does not hold it
-back (a newly assigned partition holds it still until it shows data or that timeout passes,
-so its unread backlog is not skipped); when every partition is idle the watermark is the
-latest event time seen anywhere less the lateness, so a drained backlog settles every timer
-as the offline `compute` does.
+that never had data, or has been idle for `idle_timeout_s` of wall time with nothing left to
+read (`behind`), does not hold it back (a newly assigned partition holds it still until it
+shows data or that timeout passes, so its unread backlog is not skipped); when every partition
+is idle the watermark is the latest event time seen anywhere less the lateness, so a drained
+backlog settles every timer as the offline `compute` does.
 The watermark never goes backwards.
 
 With several workers, each owns some of the source partitions. Every worker publishes what it
@@ -18,6 +18,7 @@ partition this worker gives up holds it at its last value until the new owner re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -41,6 +42,9 @@ class Watermark:
 
     allowed_lateness_ms: int
     idle_timeout_s: float
+    #: whether a source partition still has unread data (its consumer lags behind): such a
+    #: partition is never idle, however long nothing was read from it (a starved consumer)
+    behind: Callable[[str], bool] = lambda partition: False
     _partitions: dict[str, _Partition] = field(default_factory=dict)
     _remote: dict[str, _Report] = field(default_factory=dict)
     _expected: frozenset[str] = frozenset()
@@ -87,8 +91,7 @@ class Watermark:
     def local_reports(self, wall_s: float) -> dict[str, tuple[int | None, bool]]:
         """What this worker tells the others: per owned partition, (latest, idle)."""
         return {
-            ref: (p.latest_ms, wall_s - p.seen_wall_s >= self.idle_timeout_s)
-            for ref, p in self._partitions.items()
+            ref: (p.latest_ms, self._idle(ref, p, wall_s)) for ref, p in self._partitions.items()
         }
 
     def value_ms(self, wall_s: float) -> int | None:
@@ -122,15 +125,16 @@ class Watermark:
     def _entries(self, wall_s: float) -> list[tuple[int | None, bool]] | None:
         """(latest, idle) of every source partition: ours by the wall clock, the others' as
         last reported; None while an expected partition has no word at all."""
-        entries = [
-            (p.latest_ms, wall_s - p.seen_wall_s >= self.idle_timeout_s)
-            for p in self._partitions.values()
-        ]
+        entries = [(p.latest_ms, self._idle(ref, p, wall_s)) for ref, p in self._partitions.items()]
         entries += [
             (r.latest_ms, r.idle) for ref, r in self._remote.items() if ref not in self._partitions
         ]
         known = self._partitions.keys() | self._remote.keys()
         return None if self._expected - known else entries
+
+    def _idle(self, ref: str, partition: _Partition, wall_s: float) -> bool:
+        quiet = wall_s - partition.seen_wall_s >= self.idle_timeout_s
+        return quiet and not self.behind(ref)
 
     def _merge(self, partition: str, latest_ms: int | None, idle: bool) -> None:
         current = self._remote.get(partition)

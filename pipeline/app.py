@@ -114,6 +114,16 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     share_watermark(app, runtime.watermark, settings)
     runtime.events_highwater = lambda partition: _highwater(app, settings.events_topic, partition)
 
+    def source_behind(ref: str) -> bool:
+        """A source partition with messages past what ingest has read is not idle, however
+        long a starved consumer has not fetched from it."""
+        topic, _, partition = ref.rpartition(":")
+        state = runtime.sources.get(ref)
+        highwater = _highwater(app, topic, int(partition))
+        return state is not None and highwater is not None and state.next_offset < highwater
+
+    runtime.watermark.behind = source_behind
+
     async def events_position(partition: int) -> int | None:
         consumer = getattr(app, "_consumer", None)
         if consumer is None:

@@ -166,3 +166,17 @@ def test_is_late_compares_with_the_last_computed_watermark() -> None:
     assert wm.is_late(T + 5 * MINUTE_MS - 1) is True  # 1 ms older than the watermark
     assert wm.is_late(T + 5 * MINUTE_MS) is False  # at the watermark: on time
     assert wm.is_late(T + 10 * MINUTE_MS) is False
+
+
+def test_partition_with_unread_data_is_never_idle() -> None:
+    """A starved consumer may not fetch from a partition for longer than the idle timeout:
+    while the partition has messages past what was read, it still holds the watermark."""
+    unread = {"slow"}
+    wm = Watermark(allowed_lateness_ms=LATENESS_MS, idle_timeout_s=60.0, behind=unread.__contains__)
+    wm.observe("slow", T, wall_s=0.0)
+    wm.observe("busy", T + 30 * MINUTE_MS, wall_s=100.0)
+    assert wm.value_ms(wall_s=100.0) == T - 5 * MINUTE_MS  # "slow" quiet 100 s, yet behind
+    assert wm.local_reports(wall_s=100.0)["slow"] == (T, False)
+    assert not wm.all_idle(wall_s=1000.0)
+    unread.clear()  # read to the end: now the idle timeout applies
+    assert wm.value_ms(wall_s=100.0) == T + 25 * MINUTE_MS
