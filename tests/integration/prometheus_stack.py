@@ -49,16 +49,23 @@ def running_workers(*pipelines: Pipeline) -> Iterator[list[subprocess.Popen[byte
             worker.wait(timeout=60)
 
 
+#: event time of generated traffic: a weekday morning, fixed so a seed gives the same traffic
+TRAFFIC_START = datetime(2026, 11, 18, 8, 0, tzinfo=UTC)
+
+
 def generate(
     pipeline: Pipeline, path: Path, *, duration_s: int, rate: float, **options: str
 ) -> None:
-    """`cxpulse generate --output`: ``duration_s`` of event time ending now, at ``rate``
-    events per second of event time; ``options`` are further flags (``seed="7"``).
+    """`cxpulse generate --output`: ``duration_s`` of event time from a fixed start, at
+    ``rate`` events per second of event time; ``options`` are further flags (``seed="7"``).
 
-    Replayed as fast as possible, an hour of event time takes the worker seconds: the worker
-    runs on event time, Prometheus on wall time, so the rules' windows see the whole run.
+    The start is fixed, not "now": the generator's traffic follows the hour of the day, so a
+    start that moved with the clock made the same seed give different traffic on every run
+    (one run had no CES answer at all). Replayed as fast as possible, an hour of event time
+    takes the worker seconds: the worker runs on event time, Prometheus on wall time, so the
+    rules' windows see the whole run.
     """
-    start = datetime.fromtimestamp(datetime.now(UTC).timestamp() - duration_s, UTC)
+    start = TRAFFIC_START
     extra = [arg for name, value in options.items() for arg in (f"--{name}", value)]
     pipeline.cli(
         "generate", "--output", str(path), "--rate", str(rate), "--duration", str(duration_s),
