@@ -111,16 +111,19 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         settings.snapshot_interval_s,
         expected_partitions=settings.partitions,
     )
-    share_watermark(app, runtime.watermark, settings)
+    source_ends: dict[str, int] = {}
+    share_watermark(app, runtime.watermark, settings, source_ends)
     runtime.events_highwater = lambda partition: _highwater(app, settings.events_topic, partition)
 
     def source_behind(ref: str) -> bool:
         """A source partition with messages past what ingest has read is not idle, however
-        long a starved consumer has not fetched from it."""
+        long a starved or paused consumer has not fetched from it (its end offset is listed
+        about once a second, and the consumer's own high-water mark counts too)."""
         topic, _, partition = ref.rpartition(":")
         state = runtime.sources.get(ref)
-        highwater = _highwater(app, topic, int(partition))
-        return state is not None and highwater is not None and state.next_offset < highwater
+        ends = [_highwater(app, topic, int(partition)), source_ends.get(ref)]
+        end = max((e for e in ends if e is not None), default=None)
+        return end is not None and (state.next_offset if state else 0) < end
 
     runtime.watermark.behind = source_behind
 

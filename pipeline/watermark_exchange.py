@@ -41,6 +41,7 @@ REPORT_SCHEMA = "cx.watermark_report/v1"
 #: how far back a (re)started worker reads: a few minutes of reports from a handful of workers
 REPLAY_REPORTS = 1000
 METADATA_REFRESH_S = 30.0
+ENDS_REFRESH_S = 1.0
 
 
 def encode_reports(worker: str, reports: dict[str, tuple[int | None, bool]]) -> bytes:
@@ -88,8 +89,13 @@ async def source_partitions(admin: Any, topics: list[str]) -> frozenset[str]:
     return frozenset(refs)
 
 
-def register(app: faust.App, watermark: Watermark, settings: Settings) -> str:
-    """Publish this worker's reports on a timer and take in the others'; returns its id."""
+def register(
+    app: faust.App, watermark: Watermark, settings: Settings, source_ends: dict[str, int]
+) -> str:
+    """Publish this worker's reports on a timer and take in the others'; keep `source_ends`
+    (source `topic:partition` -> its end offset, listed about once a second: fresher than
+    what the worker's own fetches tell of partitions it is not fetching, e.g. paused ones);
+    returns the worker's id."""
     me = uuid.uuid4().hex
     topic = settings.watermarks_topic
     sources = sorted(set(settings.source_topics.values()))
@@ -126,11 +132,23 @@ def register(app: faust.App, watermark: Watermark, settings: Settings) -> str:
             ends = await consumer.end_offsets(tps)
             for tp in tps:
                 consumer.seek(tp, max(0, ends[tp] - REPLAY_REPORTS))
-            refreshed = 0.0
+            refreshed = listed = 0.0
+            source_tps: list[TopicPartition] = []
             while True:
                 if time.monotonic() - refreshed >= METADATA_REFRESH_S:
-                    watermark.expect(await source_partitions(admin, sources))
+                    refs = await source_partitions(admin, sources)
+                    watermark.expect(refs)
+                    source_tps = [
+                        TopicPartition(ref.rpartition(":")[0], int(ref.rpartition(":")[2]))
+                        for ref in sorted(refs)
+                    ]
                     refreshed = time.monotonic()
+                if source_tps and time.monotonic() - listed >= ENDS_REFRESH_S:
+                    ends = await consumer.end_offsets(source_tps)
+                    source_ends.update(
+                        {f"{tp.topic}:{tp.partition}": end for tp, end in ends.items()}
+                    )
+                    listed = time.monotonic()
                 batches = await consumer.getmany(timeout_ms=500)
                 for records in batches.values():
                     for record in records:
