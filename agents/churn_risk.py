@@ -53,5 +53,8 @@ def register(app: faust.App, runtime: Runtime, events: Any, dlq: Any, churn: Any
         agent_name=AGENT,
         interval_s=RESCORE_INTERVAL_S,
         after=send_signals,
+        # a daily scoring that moves no tier is derived again from the stored profile after
+        # a restart: no changelog message for it (most scorings; see README "performance")
+        unchanged_in_memory=True,
     )
     return port

@@ -2,9 +2,10 @@
 
 Input: `cx.events`, keyed by `customer_id`, the events of the family's types (others are
 skipped by their `cx-type` header without decoding). Table: one per family, keyed by
-`customer_id`, whose value is the customer's state and ledger in one JSON document, written in
-one changelog message per event. A view per partition (totals, indexes) is rebuilt from the
-table on every recovery and dropped when the partition is revoked.
+`customer_id`, whose value is the customer's state and ledger in one JSON document. The agent
+takes the stream in batches (`Stream.take_events`: acked once the batch is applied) and writes
+each customer a batch changed once, in one changelog message. A view per partition (totals,
+indexes) is rebuilt from the table on every recovery and dropped when the partition is revoked.
 
 Bad event (only possible if something other than `validate_events` writes `cx.events`):
 dead-lettered with reason and detail, the partition goes on. A redelivered message (same
@@ -28,30 +29,38 @@ from agents.runtime import Runtime
 from schemas.validate import Rejection
 
 log = logging.getLogger(__name__)
+#: a batch is what the stream buffered within BATCH_WITHIN_S, at most BATCH_MAX_EVENTS
+BATCH_MAX_EVENTS = 2000
+BATCH_WITHIN_S = 0.05
 
 
 class TablePort:
-    """Get and put customer state in a Faust table; `put_outside` for timer-driven writes."""
+    """Get and put customer state in a Faust table, naming the changelog partition (a batch
+    holds events of several partitions, so the stream's current event cannot name it)."""
 
     def __init__(self, table: Any) -> None:
         self.table = table
 
     def get(self, customer_id: str) -> bytes | None:
-        value: bytes | None = self.table.get(customer_id.encode())
+        value: bytes | None = self.table.data.get(customer_id.encode())
         return value
 
-    def put(self, customer_id: str, value: bytes) -> None:
-        self.table[customer_id.encode()] = value
+    def write(self, partition: int, customer_id: str, value: bytes) -> None:
+        key = customer_id.encode()
+        self.table.data[key] = value
+        self.table.send_changelog(partition, key, value)
 
     def put_outside(self, partition: int) -> Any:
-        """A writer for code that runs outside stream iteration (the watermark timer)."""
+        """A writer bound to one partition, for the watermark timers."""
 
         def put(customer_id: str, value: bytes) -> None:
-            key = customer_id.encode()
-            self.table.data[key] = value
-            self.table.send_changelog(partition, key, value)
+            self.write(partition, customer_id, value)
 
         return put
+
+    def keep(self, customer_id: str, value: bytes) -> None:
+        """Store in memory only, no changelog message: for state a restart derives again."""
+        self.table.data[customer_id.encode()] = value
 
 
 def register_family(
@@ -93,39 +102,68 @@ def register_family(
         runtime.recorder.recovered(table_name, time.monotonic() - started)
 
     async def agent(stream: Any) -> None:
-        async for event in stream.events():
+        async for batch in stream.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_S):
             try:
-                await handle(event.message)
+                await handle(batch)
             except Exception as exc:
                 stop_worker(f"{agent_name} failed", exc)
 
-    async def handle(message: Any) -> None:
-        headers = dict(message.headers or ())
-        runtime.note_processed(
-            agent_name, message.partition, message.offset, headers.get(WATERMARK_HEADER)
-        )
-        event_type = headers.get("cx-type")
-        if event_type is not None and event_type not in types:
-            return
-        result = runtime.events_validator.validate(message.value or b"", "")
-        if isinstance(result, Rejection):
-            # only possible if something else writes cx.events; one agent dead-letters it
-            if dead_letters:
-                log.warning("%s: invalid event on %s: %s", agent_name, message.topic, result.detail)
-                await dlq.send(key=message.key, value=dead_letter(message, result))
-            return
-        if result.type not in processor.family.types:
-            return
-        source = headers.get("cx-source")
-        source_ref = (
-            source.decode() if source else f"{message.topic}:{message.partition}:{message.offset}"
-        )
-        processor.handle(port.get, port.put, message.partition, message.offset, result, source_ref)
+    async def handle(batch: list[Any]) -> None:
+        """Apply a batch, then store each customer it changed once (one changelog message),
+        then send. No await before the stores: timers never see a customer half-applied.
+        Faust acks the batch's offsets once this returns, and flushes the changelog before it
+        commits them."""
+        states: dict[str, tuple[Any, int]] = {}
+        changed: set[str] = set()
+        rejected: list[tuple[Any, Rejection]] = []
+        lags: list[tuple[str, int]] = []
+        for event in batch:
+            message = event.message
+            headers = dict(message.headers or ())
+            runtime.note_processed(
+                agent_name, message.partition, message.offset, headers.get(WATERMARK_HEADER)
+            )
+            event_type = headers.get("cx-type")
+            if event_type is not None and event_type not in types:
+                continue
+            result = runtime.events_validator.validate(message.value or b"", "")
+            if isinstance(result, Rejection):
+                # only possible if something else writes cx.events; one agent dead-letters it
+                if dead_letters:
+                    rejected.append((message, result))
+                continue
+            if result.type not in processor.family.types:
+                continue
+            source = headers.get("cx-source")
+            source_ref = (
+                source.decode()
+                if source
+                else f"{message.topic}:{message.partition}:{message.offset}"
+            )
+            customer_id = result.customer_id
+            entry = states.get(customer_id)
+            if entry is None:
+                entry = states[customer_id] = (
+                    processor.load(port.get(customer_id)),
+                    message.partition,
+                )
+            applied = processor.apply(
+                entry[0], message.partition, message.offset, result, source_ref
+            )
+            if applied is not None:
+                changed.add(customer_id)
+            lags.append((result.channel, result.occurred_at_ms))
+        for customer_id in changed:
+            state, partition = states[customer_id]
+            port.write(partition, customer_id, processor.dump(state, partition))
+        for message, rejection in rejected:
+            log.warning("%s: invalid event on %s: %s", agent_name, message.topic, rejection.detail)
+            await dlq.send(key=message.key, value=dead_letter(message, rejection))
         if on_applied is not None:
             await on_applied()
-        runtime.recorder.event_processed(
-            agent_name, result.channel, time.time() - result.occurred_at_ms / 1000
-        )
+        now = time.time()
+        for channel, occurred_at_ms in lags:
+            runtime.recorder.event_processed(agent_name, channel, now - occurred_at_ms / 1000)
 
     agent.__name__ = agent.__qualname__ = agent_name
     registered = app.agent(events, name=agent_name, concurrency=1)(agent)
@@ -141,7 +179,13 @@ class TimedProcessor(Protocol):
     views: dict[int, Any]
 
     def fire_timers(
-        self, partition: int, watermark_ms: int, get: Any, put: Any, limit: int | None = None
+        self,
+        partition: int,
+        watermark_ms: int,
+        get: Any,
+        put: Any,
+        limit: int | None = None,
+        keep: Any = None,
     ) -> int: ...
 
 
@@ -154,9 +198,12 @@ def register_timers(
     agent_name: str,
     interval_s: float,
     after: Callable[[], Awaitable[None]] | None = None,
+    unchanged_in_memory: bool = False,
 ) -> None:
     """Fire the processor's due timers every `interval_s`, per owned partition, up to the
-    watermark this agent has processed there; writes go to the partition's changelog."""
+    watermark this agent has processed there; writes go to the partition's changelog, but
+    with `unchanged_in_memory` those of timers that moved no series stay in memory (for
+    timers a restart fires again from the stored state and gets the same state)."""
     runtime.timed_agents.add(agent_name)
 
     async def fire() -> None:
@@ -168,10 +215,11 @@ def register_timers(
             if watermark is None:
                 continue
             put = port.put_outside(partition)
+            keep = port.keep if unchanged_in_memory else None
             # in slices, yielding between them: a watermark jump (a replay, an idle source
             # let go) can make thousands of timers due at once
             while (
-                processor.fire_timers(partition, watermark, port.get, put, TIMERS_PER_SLICE)
+                processor.fire_timers(partition, watermark, port.get, put, TIMERS_PER_SLICE, keep)
                 == TIMERS_PER_SLICE
             ):
                 if after is not None:

@@ -2,7 +2,8 @@
 
 Input: every configured source topic (`cx.raw.<channel>`), any key, raw bytes.
 Table: `source_partitions`, keyed `topic:partition`, one value per source partition: the next
-offset to count, the latest event time (recovers the watermark), rejected and late counts.
+offset to count, the latest event time (recovers the watermark), rejected and late counts;
+written once per batch of the stream (`Stream.take_events`) and source partition.
 Output: `cx.events` keyed by `customer_id` with the normalised event and headers `cx-source`
 (`topic:partition:offset`, the dedup reference downstream), `cx-type` and `cx-watermark`
 (ingest's watermark when it sent the event, in epoch ms: what downstream timers may act on);
@@ -30,6 +31,9 @@ from agents.runtime import Runtime
 from schemas.validate import Rejection
 
 log = logging.getLogger(__name__)
+#: a batch is what the stream buffered within BATCH_WITHIN_S, at most BATCH_MAX_EVENTS
+BATCH_MAX_EVENTS = 2000
+BATCH_WITHIN_S = 0.05
 DEAD_LETTER_SCHEMA = "cx.dead_letter/v1"
 WATERMARK_HEADER = "cx-watermark"
 
@@ -84,33 +88,40 @@ def register(
 
     @app.agent(sources, name="validate_events", concurrency=1)
     async def validate_events(stream: Any) -> None:
-        async for event in stream.events():
+        async for batch in stream.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_S):
             try:
-                await _ingest(runtime, table, events, dlq, event.message)
+                await _ingest(runtime, table, events, dlq, batch)
             except Exception as exc:
                 stop_worker("validate_events failed", exc)
 
     return validate_events, table
 
 
-async def _ingest(runtime: Runtime, table: Any, events: Any, dlq: Any, message: Any) -> None:
-    ref = f"{message.topic}:{message.partition}"
-    state = runtime.sources.get(ref)
-    if state is None:
-        raw = table.get(ref.encode())
-        state = (
-            SourcePartitionState()
-            if raw is None
-            else SourcePartitionState.from_json(orjson.loads(raw))
-        )
-        runtime.sources[ref] = state
-    kind = runtime.topic_kinds.get(message.topic, "")
-    result = runtime.validator.validate(message.value or b"", kind)
-    if isinstance(result, Rejection):
-        log.debug("dead-lettering %s@%s: %s", ref, message.offset, result.detail)
-        await dlq.send(key=message.key, value=dead_letter(message, result))
-        state.record(message.offset, None, rejected_key(result.reason))
-    else:
+async def _ingest(runtime: Runtime, table: Any, events: Any, dlq: Any, batch: list[Any]) -> None:
+    """Validate and forward a batch, then store each source partition's bookkeeping once.
+    Faust acks the batch's offsets once this returns, and flushes what was sent (events,
+    dead letters, the table's changelog) before it commits them."""
+    touched: dict[str, tuple[int, SourcePartitionState]] = {}
+    for item in batch:
+        message = item.message
+        ref = f"{message.topic}:{message.partition}"
+        state = runtime.sources.get(ref)
+        if state is None:
+            raw = table.data.get(ref.encode())
+            state = (
+                SourcePartitionState()
+                if raw is None
+                else SourcePartitionState.from_json(orjson.loads(raw))
+            )
+            runtime.sources[ref] = state
+        touched[ref] = (message.partition, state)
+        kind = runtime.topic_kinds.get(message.topic, "")
+        result = runtime.validator.validate(message.value or b"", kind)
+        if isinstance(result, Rejection):
+            log.debug("dead-lettering %s@%s: %s", ref, message.offset, result.detail)
+            await dlq.send(key=message.key, value=dead_letter(message, result))
+            state.record(message.offset, None, rejected_key(result.reason))
+            continue
         now = time.monotonic()
         watermark = runtime.watermark.value_ms(now)
         late = runtime.watermark.is_late(result.occurred_at_ms)
@@ -129,4 +140,8 @@ async def _ingest(runtime: Runtime, table: Any, events: Any, dlq: Any, message: 
         state.record(
             message.offset, result.occurred_at_ms, late_key(result.channel) if late else None
         )
-    table[ref.encode()] = orjson.dumps(state.to_json())
+    for ref, (partition, state) in touched.items():
+        key = ref.encode()
+        value = orjson.dumps(state.to_json())
+        table.data[key] = value
+        table.send_changelog(partition, key, value)

@@ -89,6 +89,16 @@ class FamilyProcessor(Generic[S]):
         """Apply one event read at `offset` of `partition`; None when it was already applied
         (a redelivery)."""
         state = self.load(get(event.customer_id))
+        deltas = self.apply(state, partition, offset, event, source_ref)
+        if deltas is not None:
+            put(event.customer_id, self.dump(state, partition))
+        return deltas
+
+    def apply(
+        self, state: S, partition: int, offset: int, event: Event, source_ref: str
+    ) -> Deltas | None:
+        """`handle` on state already decoded (the caller stores it when this returns deltas):
+        what the worker's agents do for a batch, storing each customer once at its end."""
         deltas = process_event(self.family, state, event, source_ref, offset)
         if deltas is None:
             return None
@@ -98,7 +108,6 @@ class FamilyProcessor(Generic[S]):
         # by the windows' watermark-driven horizon, not the customer's own clock: a customer
         # ahead of a lagging watermark must keep what the windows will still count
         ledger.forget_recent_before(view.windows.retained_from_ms())
-        put(event.customer_id, self.dump(state, partition))
         view.add(deltas)
         view.windows.add_entries(entries)
         self.after_apply(view, event.customer_id, state, event)
@@ -166,10 +175,19 @@ class ServiceProcessor(FamilyProcessor[ServiceState]):
         view.schedule(ref, None if conv is None else conv.next_deadline_ms(self.service.config))
 
     def fire_timers(
-        self, partition: int, watermark_ms: int, get: Get, put: Put, limit: int | None = None
+        self,
+        partition: int,
+        watermark_ms: int,
+        get: Get,
+        put: Put,
+        limit: int | None = None,
+        keep: Put | None = None,
     ) -> int:
         """Settle every breach and FCR horizon the watermark has passed (strictly: an event at the
-        deadline itself still counts as in time), at most `limit` of them; returns how many."""
+        deadline itself still counts as in time), at most `limit` of them; returns how many.
+        A settlement that moved no series is stored with `keep` when given (the worker passes
+        none: a settlement decides what later events of the conversation are checked against,
+        so it is always written to the changelog)."""
         view = self.views.get(partition)
         if view is None:
             return 0
@@ -179,7 +197,8 @@ class ServiceProcessor(FamilyProcessor[ServiceState]):
             deltas = self.service.due(state, conversation_id, watermark_ms)
             state.ledger.add(deltas)
             entries = state.ledger.remember(deltas, deadline)
-            put(customer_id, self.dump(state, partition))
+            store = put if keep is None or deltas or deltas.samples else keep
+            store(customer_id, self.dump(state, partition))
             view.add(deltas)
             view.windows.add_entries(entries)
             self._track(
@@ -211,11 +230,19 @@ class ChurnProcessor(FamilyProcessor[CustomerProfile]):
         view.schedule((customer_id, ""), self.churn.next_rescore_ms(state))
 
     def fire_timers(
-        self, partition: int, watermark_ms: int, get: Get, put: Put, limit: int | None = None
+        self,
+        partition: int,
+        watermark_ms: int,
+        get: Get,
+        put: Put,
+        limit: int | None = None,
+        keep: Put | None = None,
     ) -> int:
         """Score every customer whose time to score at the watermark has passed (strictly:
         an event at that very time is still on time), earliest first, at most `limit`;
-        returns how many."""
+        returns how many. A scoring that moved no series (most daily ones) is stored with
+        `keep` when given (the worker: in memory only, no changelog message), since replaying
+        the same daily scorings from the last stored profile gives the same profile again."""
         view = self.views.get(partition)
         if view is None:
             return 0
@@ -225,7 +252,8 @@ class ChurnProcessor(FamilyProcessor[CustomerProfile]):
             deltas = self.churn.rescore(state, deadline)
             state.ledger.add(deltas)
             entries = state.ledger.remember(deltas, deadline)
-            put(customer_id, self.dump(state, partition))
+            store = put if keep is None or deltas or deltas.samples else keep
+            store(customer_id, self.dump(state, partition))
             view.add(deltas)
             view.windows.add_entries(entries)
             signal = self.churn.signal(state)

@@ -60,13 +60,16 @@ class Runtime:
     #: reads the consumer's fetch position of a cx.events partition (None: unknown)
     events_position: Callable[[int], Awaitable[int | None]] = field(default=_unknown_position)
     #: validates what ingest already validated: no size limit (normalising may add bytes),
-    #: no clock (ingest's clock already judged it)
+    #: no clock (ingest's clock already judged it), nothing written back
     events_validator: EventValidator = field(init=False)
 
     def __post_init__(self) -> None:
         self.families = Families.build(self.config)
         self.events_validator = EventValidator(
-            max_bytes=sys.maxsize, known_topics=self.validator.known_topics, max_future_ms=None
+            max_bytes=sys.maxsize,
+            known_topics=self.validator.known_topics,
+            max_future_ms=None,
+            forwards=False,
         )
 
     def note_processed(self, agent: str, partition: int, offset: int, stamp: bytes | None) -> None:

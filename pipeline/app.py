@@ -38,6 +38,7 @@ from pipeline.topics import Topics, declare_topics
 from pipeline.watermark_exchange import register as share_watermark
 
 log = logging.getLogger(__name__)
+PRODUCER_BUFFER_MESSAGES = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         stream_wait_empty=True,
     )
+    # table writes queue here before they are produced: past this many the stream waits for
+    # inline flushes ("producer buffer full", Faust #173); a batch can write thousands
+    app.producer.buffer.max_messages = PRODUCER_BUFFER_MESSAGES
     stream_metrics = build_stream_metrics(registry)
     kpi = settings.kpi_config()
     runtime = Runtime(

@@ -162,13 +162,17 @@ class EventValidator:
         known_topics: Collection[str] = (),
         max_future_ms: int | None = DEFAULT_MAX_FUTURE_MS,
         clock: Callable[[], float] = time.time,
+        forwards: bool = True,
     ) -> None:
         """`max_future_ms`: how far `occurred_at` may lie ahead of `clock()` (None: no limit);
-        one event stamped years ahead would otherwise drag the watermark along for good."""
+        one event stamped years ahead would otherwise drag the watermark along for good.
+        `forwards`: whether the caller writes `payload` back out as JSON (ingest does, so it
+        is checked to be writable; the agents reading `cx.events` do not)."""
         self.max_bytes = max_bytes
         self.max_future_ms = max_future_ms
         self.clock = clock
         self.known_topics = frozenset(known_topics)
+        self.forwards = forwards
 
     def validate(self, raw: bytes, source_kind: str) -> Event | Rejection:
         """Validate one message that arrived on the source topic of `source_kind`."""
@@ -184,6 +188,8 @@ class EventValidator:
             event = self._event(obj, source_kind)
         except _Invalid as invalid:
             return invalid.rejection
+        if not self.forwards:
+            return event
         try:
             # orjson reads up to 1024 levels of nesting but writes only 254: an unknown field
             # nested deeper would pass here and then fail ingest's write to cx.events, which

@@ -9,9 +9,10 @@ Two limits of Faust's test wrapper shape these tests:
 - `put` stamps `message.topic` with the agent's topic name only when that topic has exactly
   one name (else `<internal>`), so the ingest tests configure a single source topic.
 - `put(wait=True)` is woken when the stream takes the value, not when the agent body is
-  done with it, so it may return early once the body awaits real I/O. Tests therefore wait
-  for the outcome itself (`_eventually`), or put a message the agent skips as a barrier: the
-  agent runs one event at a time, so once the barrier is taken, everything before it is done.
+  done with it: the agents take the stream in batches. Tests therefore wait for the outcome
+  itself (`_eventually`), or put a message the agent skips as a barrier and wait until the
+  agent has noted it processed: a batch is applied in order without awaiting, so by then
+  everything before the barrier is applied and stored.
 """
 
 from __future__ import annotations
@@ -221,14 +222,18 @@ async def _put_event(agent: Any, event: dict[str, Any], source_offset: int) -> N
     )
 
 
-async def _barrier(agent: Any) -> None:
-    """Put a message the agent skips by its `cx-type`; see the module docstring."""
+async def _barrier(harness: Harness, agent: Any) -> None:
+    """Put a message the agent skips by its `cx-type` and wait until it has taken it; see the
+    module docstring."""
+    offset = agent.sent_offset
     await agent.put(
         b"{}",
         key=b"barrier",
         partition=EVENTS_PARTITION,
         headers=[("cx-type", b"order.placed")],
     )
+    processed = harness.worker.runtime.processed_offsets
+    await _eventually(lambda: processed.get((agent.name, EVENTS_PARTITION)) == offset)
 
 
 def _settle(harness: Harness, watermark_ms: int) -> int:
@@ -256,7 +261,7 @@ CONVERSATION = [
 async def test_service_levels_first_response_and_resolution(harness: Harness, service: Any) -> None:
     for offset, event in enumerate(CONVERSATION):
         await _put_event(service, event, offset)
-    await _barrier(service)
+    await _barrier(harness, service)
     # no first response time until the watermark passes the reply: no earlier one can come
     p = str(EVENTS_PARTITION)
     assert harness.sample("cx_first_response_seconds_count", channel="chat", partition=p) is None
@@ -292,7 +297,7 @@ async def test_service_levels_redelivery_changes_nothing_and_duplicate_is_counte
 ) -> None:
     for offset, event in enumerate(CONVERSATION):
         await _put_event(service, event, offset)
-    await _barrier(service)
+    await _barrier(harness, service)
     assert _settle(harness, T0_MS + 601_000) == 1
     table = harness.worker.app.tables["customer_conversations"]
     before = table.data[b"c1"]
@@ -300,7 +305,7 @@ async def test_service_levels_redelivery_changes_nothing_and_duplicate_is_counte
 
     # The same message again (same cx-source): a redelivery after a restart.
     await _put_event(service, CONVERSATION[2], 2)
-    await _barrier(service)
+    await _barrier(harness, service)
     assert table.data[b"c1"] == before
     assert harness.sample("cx_first_response_seconds_count", channel="chat", partition=p) == 1
     assert harness.sample("cx_first_response_seconds_sum", channel="chat", partition=p) == 45
@@ -308,7 +313,7 @@ async def test_service_levels_redelivery_changes_nothing_and_duplicate_is_counte
 
     # Another message carrying the same event_id (a different cx-source): a duplicate.
     await _put_event(service, CONVERSATION[2], 99)
-    await _barrier(service)
+    await _barrier(harness, service)
     assert harness.sample("cx_events_duplicate_total", partition=p) == 1
     assert harness.sample("cx_first_response_seconds_count", channel="chat", partition=p) == 1
     assert harness.sample("cx_first_response_seconds_sum", channel="chat", partition=p) == 45
@@ -323,7 +328,7 @@ async def test_service_levels_dead_letters_an_invalid_event(harness: Harness, se
         partition=EVENTS_PARTITION,
         headers=[("cx-type", b"conversation.opened"), ("cx-source", b"x:0:0")],
     )
-    await _barrier(service)
+    await _barrier(harness, service)
 
     assert len(harness.dlq.messages) == 1
     body = orjson.loads(harness.dlq.messages[0]["value"])
