@@ -1,13 +1,13 @@
-"""Agent `score_churn_risk`: every event -> per-customer churn risk, `cx.churn` on tier changes.
+"""Churn risk: every event -> per-customer churn risk, `cx.churn` on tier changes.
 
-Input: `cx.events` (all types), keyed by `customer_id`.
+Applied by agent `apply_events` (`agents.family_agent`) to every event of `cx.events`.
 Table: `customer_profiles` (customer -> purchase rhythm, decaying experience signals, tier,
 seen event ids and ledger). Output: `cx.churn` keyed by `customer_id` whenever a customer's
 tier changes (JSON Schema: schemas/json/cx.churn.schema.json); metrics
 `cx_customers_by_risk_tier{tier}` and `cx_churn_signals_total{tier}`, exact across restarts
-(derived from the ledgers). A timer rescores customers as the watermark passes their rescore
-time (inactivity grows, experience decays). Bad events and what stops the worker: see
-`agents.family_agent`; `cx.churn` is at-least-once (a restart may repeat a signal).
+(derived from the ledgers). Timer `rescore_churn_risk` rescores customers as the watermark
+passes their rescore time (inactivity grows, experience decays). `cx.churn` is at-least-once
+(a restart may repeat a signal).
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from typing import Any
 import faust
 import orjson
 
-from agents.family_agent import TablePort, register_family, register_timers
+from agents.family_agent import FamilyWiring, declare_family_table, register_timers
 from agents.runtime import Runtime
 
-AGENT = "score_churn_risk"
+TIMER = "rescore_churn_risk"
 RESCORE_INTERVAL_S = 1.0
 
 
-def register(app: faust.App, runtime: Runtime, events: Any, dlq: Any, churn: Any) -> TablePort:
+def register(app: faust.App, runtime: Runtime, events: Any, churn: Any) -> FamilyWiring:
     processor = runtime.families.churn
 
     async def send_signals() -> None:
@@ -32,29 +32,25 @@ def register(app: faust.App, runtime: Runtime, events: Any, dlq: Any, churn: Any
             customer_id, value = processor.outbox.pop(0)
             await churn.send(key=customer_id.encode(), value=orjson.dumps(value))
 
-    _, _, port = register_family(
+    port = declare_family_table(
         app,
         runtime,
         processor,
         events,
-        dlq,
-        agent_name=AGENT,
         table_name="customer_profiles",
         table_help="Per customer: purchase rhythm, decaying experience signals, churn-risk "
         "tier and score, seen event ids and ledger.",
-        on_applied=send_signals,
     )
-
     register_timers(
         app,
         runtime,
         processor,
         port,
-        agent_name=AGENT,
+        timer_name=TIMER,
         interval_s=RESCORE_INTERVAL_S,
         after=send_signals,
         # a daily scoring that moves no tier is derived again from the stored profile after
-        # a restart: no changelog message for it (most scorings; see README "performance")
+        # a restart: no changelog message for it (most scorings; see README "Performance")
         unchanged_in_memory=True,
     )
-    return port
+    return FamilyWiring(processor, port, after_batch=send_signals)

@@ -1,11 +1,14 @@
-"""The Faust side shared by the per-customer family agents (service levels, feedback, commerce).
+"""Agent `apply_events`: `cx.events` -> every per-customer metric family, one table each.
 
-Input: `cx.events`, keyed by `customer_id`, the events of the family's types (others are
-skipped by their `cx-type` header without decoding). Table: one per family, keyed by
-`customer_id`, whose value is the customer's state and ledger in one JSON document. The agent
-takes the stream in batches (`Stream.take_events`: acked once the batch is applied) and writes
-each customer a batch changed once, in one changelog message. A view per partition (totals,
-indexes) is rebuilt from the table on every recovery and dropped when the partition is revoked.
+Input: `cx.events`, keyed by `customer_id`. Each message is validated once and applied to the
+families its type belongs to (service levels, feedback or commerce, and churn risk for every
+type; `agents.pipeline_core.Families`). Tables: one per family (declared by the family's
+module), keyed by `customer_id`, whose value is the customer's state and ledger in one JSON
+document. The agent takes the stream in batches (`Stream.take_events`: acked once the batch is
+applied) and writes each customer a batch changed once per family, in one changelog message.
+One agent rather than one per family: each Faust stream costs its per-message overhead again.
+A view per partition (totals, indexes) is rebuilt from the table on every recovery and dropped
+when the partition is revoked; timers (`register_timers`) settle what the watermark decides.
 
 Bad event (only possible if something other than `validate_events` writes `cx.events`):
 dead-lettered with reason and detail, the partition goes on. A redelivered message (same
@@ -17,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import faust
@@ -29,6 +33,7 @@ from agents.runtime import Runtime
 from schemas.validate import Rejection
 
 log = logging.getLogger(__name__)
+EVENTS_AGENT = "apply_events"
 #: a batch is what the stream buffered within BATCH_WITHIN_S, at most BATCH_MAX_EVENTS
 BATCH_MAX_EVENTS = 2000
 BATCH_WITHIN_S = 0.05
@@ -63,32 +68,33 @@ class TablePort:
         self.table.data[customer_id.encode()] = value
 
 
-def register_family(
+@dataclass(frozen=True, slots=True)
+class FamilyWiring:
+    """One family as the events agent runs it: its processor, its table, and what to send
+    after each batch (`after_batch`, e.g. the churn signals the batch queued)."""
+
+    processor: FamilyProcessor[Any]
+    port: TablePort
+    after_batch: Callable[[], Awaitable[None]] | None = None
+
+
+def declare_family_table(
     app: faust.App,
     runtime: Runtime,
     processor: FamilyProcessor[Any],
     events: Any,
-    dlq: Any,
     *,
-    agent_name: str,
     table_name: str,
     table_help: str,
-    dead_letters: bool = False,
-    on_applied: Callable[[], Awaitable[None]] | None = None,
-) -> tuple[Any, Any, TablePort]:
-    """Declare the family's table and agent on `app`. The agent records the ingest watermark
-    stamped on what it has processed (`Runtime.note_processed`); with `dead_letters` it is the
-    one that dead-letters an invalid message found on `cx.events`; `on_applied` runs after
-    each message (to send what the family queued)."""
-    runtime.event_agents.add(agent_name)
+) -> TablePort:
+    """Declare the family's table on `app`; its partition views are rebuilt from it after
+    every recovery."""
     table = app.Table(
         table_name,
         key_type=bytes,
         value_type=bytes,  # bytes means the raw codec: values are our own orjson documents
         help=table_help,
     )
-    port = TablePort(table)
-    types = {t.encode() for t in processor.family.types}
 
     @table.on_recover
     async def rebuild_views() -> None:
@@ -101,38 +107,57 @@ def register_family(
         processor.rebuild(((k.decode(), v) for k, v in table.data.items()), active)
         runtime.recorder.recovered(table_name, time.monotonic() - started)
 
+    return TablePort(table)
+
+
+def register_events_agent(
+    app: faust.App,
+    runtime: Runtime,
+    events: Any,
+    dlq: Any,
+    families: Sequence[FamilyWiring],
+) -> Any:
+    """Declare the agent `apply_events`: every message of `cx.events` is validated once and
+    applied to each family its type belongs to (`Families.for_type`). It records the ingest
+    watermark stamped on what it has processed (`Runtime.note_processed`) and dead-letters an
+    invalid message found on `cx.events`."""
+    runtime.event_agents.add(EVENTS_AGENT)
+    routes: dict[str, tuple[int, ...]] = {
+        event_type: tuple(
+            index
+            for index, wiring in enumerate(families)
+            if event_type in wiring.processor.family.types
+        )
+        for wiring in families
+        for event_type in wiring.processor.family.types
+    }
+
     async def agent(stream: Any) -> None:
         async for batch in stream.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_S):
             try:
                 await handle(batch)
             except Exception as exc:
-                stop_worker(f"{agent_name} failed", exc)
+                stop_worker(f"{EVENTS_AGENT} failed", exc)
 
     async def handle(batch: list[Any]) -> None:
-        """Apply a batch, then store each customer it changed once (one changelog message),
-        then send. No await before the stores: timers never see a customer half-applied.
-        Faust acks the batch's offsets once this returns, and flushes the changelog before it
-        commits them."""
-        states: dict[str, tuple[Any, int]] = {}
-        changed: set[str] = set()
+        """Apply a batch, then store each customer it changed once per family (one changelog
+        message), then send. No await before the stores: timers never see a customer
+        half-applied. Faust acks the batch's offsets once this returns, and flushes the
+        changelog before it commits them."""
+        states: dict[tuple[int, str], tuple[Any, int]] = {}
+        changed: set[tuple[int, str]] = set()
         rejected: list[tuple[Any, Rejection]] = []
         lags: list[tuple[str, int]] = []
         for event in batch:
             message = event.message
             headers = dict(message.headers or ())
             runtime.note_processed(
-                agent_name, message.partition, message.offset, headers.get(WATERMARK_HEADER)
+                EVENTS_AGENT, message.partition, message.offset, headers.get(WATERMARK_HEADER)
             )
-            event_type = headers.get("cx-type")
-            if event_type is not None and event_type not in types:
-                continue
             result = runtime.events_validator.validate(message.value or b"", "")
             if isinstance(result, Rejection):
-                # only possible if something else writes cx.events; one agent dead-letters it
-                if dead_letters:
-                    rejected.append((message, result))
-                continue
-            if result.type not in processor.family.types:
+                # only possible if something other than validate_events writes cx.events
+                rejected.append((message, result))
                 continue
             source = headers.get("cx-source")
             source_ref = (
@@ -141,33 +166,36 @@ def register_family(
                 else f"{message.topic}:{message.partition}:{message.offset}"
             )
             customer_id = result.customer_id
-            entry = states.get(customer_id)
-            if entry is None:
-                entry = states[customer_id] = (
-                    processor.load(port.get(customer_id)),
-                    message.partition,
+            for index in routes.get(result.type, ()):
+                processor = families[index].processor
+                key = (index, customer_id)
+                entry = states.get(key)
+                if entry is None:
+                    raw = families[index].port.get(customer_id)
+                    entry = states[key] = (processor.load(raw), message.partition)
+                applied = processor.apply(
+                    entry[0], message.partition, message.offset, result, source_ref
                 )
-            applied = processor.apply(
-                entry[0], message.partition, message.offset, result, source_ref
-            )
-            if applied is not None:
-                changed.add(customer_id)
+                if applied is not None:
+                    changed.add(key)
             lags.append((result.channel, result.occurred_at_ms))
-        for customer_id in changed:
-            state, partition = states[customer_id]
-            port.write(partition, customer_id, processor.dump(state, partition))
+        for key in changed:
+            index, customer_id = key
+            state, partition = states[key]
+            processor = families[index].processor
+            families[index].port.write(partition, customer_id, processor.dump(state, partition))
         for message, rejection in rejected:
-            log.warning("%s: invalid event on %s: %s", agent_name, message.topic, rejection.detail)
+            log.warning("invalid event on %s: %s", message.topic, rejection.detail)
             await dlq.send(key=message.key, value=dead_letter(message, rejection))
-        if on_applied is not None:
-            await on_applied()
+        for wiring in families:
+            if wiring.after_batch is not None:
+                await wiring.after_batch()
         now = time.time()
         for channel, occurred_at_ms in lags:
-            runtime.recorder.event_processed(agent_name, channel, now - occurred_at_ms / 1000)
+            runtime.recorder.event_processed(EVENTS_AGENT, channel, now - occurred_at_ms / 1000)
 
-    agent.__name__ = agent.__qualname__ = agent_name
-    registered = app.agent(events, name=agent_name, concurrency=1)(agent)
-    return registered, table, port
+    agent.__name__ = agent.__qualname__ = EVENTS_AGENT
+    return app.agent(events, name=EVENTS_AGENT, concurrency=1)(agent)
 
 
 TIMERS_PER_SLICE = 500
@@ -195,23 +223,23 @@ def register_timers(
     processor: TimedProcessor,
     port: TablePort,
     *,
-    agent_name: str,
+    timer_name: str,
     interval_s: float,
     after: Callable[[], Awaitable[None]] | None = None,
     unchanged_in_memory: bool = False,
 ) -> None:
     """Fire the processor's due timers every `interval_s`, per owned partition, up to the
-    watermark this agent has processed there; writes go to the partition's changelog, but
-    with `unchanged_in_memory` those of timers that moved no series stay in memory (for
+    watermark the events agent has processed there; writes go to the partition's changelog,
+    but with `unchanged_in_memory` those of timers that moved no series stay in memory (for
     timers a restart fires again from the stored state and gets the same state)."""
-    runtime.timed_agents.add(agent_name)
+    runtime.timed_agents.add(timer_name)
 
     async def fire() -> None:
         if app.rebalancing:
             return  # views are rebuilt once recovery completes
         await runtime.refresh_positions(list(processor.views))
         for partition in list(processor.views):
-            watermark = runtime.timer_watermark_ms(partition, agent_name)
+            watermark = runtime.timer_watermark_ms(partition)
             if watermark is None:
                 continue
             put = port.put_outside(partition)
@@ -228,9 +256,9 @@ def register_timers(
                 if app.rebalancing or partition not in processor.views:
                     break
             else:
-                runtime.timers_fired_to[(agent_name, partition)] = watermark
+                runtime.timers_fired_to[(timer_name, partition)] = watermark
         if after is not None:
             await after()
 
-    fire.__name__ = fire.__qualname__ = f"{agent_name}_timers"
-    app.timer(interval_s, name=f"{agent_name}_timers")(fire)
+    fire.__name__ = fire.__qualname__ = timer_name
+    app.timer(interval_s, name=timer_name)(fire)

@@ -1,10 +1,9 @@
-"""Agent `count_feedback`: survey answers and churned customers -> survey and churn counters.
+"""Feedback: survey answers and churned customers -> survey and churn counters.
 
-Input: `cx.events` (`survey.answered`, `customer.churned`), keyed by `customer_id`.
-Table: `customer_feedback` (customer -> seen event ids and ledger).
-Output: metrics only (`cx_survey_responses_total`, `cx_survey_score_total`,
-`cx_churned_customers_total`). Bad events and what stops the worker: see
-`agents.family_agent`.
+Applied by agent `apply_events` (`agents.family_agent`) to the `survey.answered` and
+`customer.churned` events of `cx.events`. Table: `customer_feedback` (customer -> seen event
+ids and ledger). Output: metrics only (`cx_survey_responses_total`, `cx_survey_score_total`,
+`cx_churned_customers_total`).
 """
 
 from __future__ import annotations
@@ -13,20 +12,19 @@ from typing import Any
 
 import faust
 
-from agents.family_agent import TablePort, register_family
+from agents.family_agent import FamilyWiring, declare_family_table
 from agents.runtime import Runtime
 
 
-def register(app: faust.App, runtime: Runtime, events: Any, dlq: Any) -> TablePort:
-    _, _, port = register_family(
+def register(app: faust.App, runtime: Runtime, events: Any) -> FamilyWiring:
+    processor = runtime.families.feedback
+    port = declare_family_table(
         app,
         runtime,
-        runtime.families.feedback,
+        processor,
         events,
-        dlq,
-        agent_name="count_feedback",
         table_name="customer_feedback",
         table_help="Per customer: seen feedback event ids and the customer's survey and "
         "churn counts.",
     )
-    return port
+    return FamilyWiring(processor, port)

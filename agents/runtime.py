@@ -49,8 +49,8 @@ class Runtime:
     processed_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     #: the agents reading cx.events, so a partition's watermark waits for the slowest
     event_agents: set[str] = field(default_factory=set)
-    #: (agent, cx.events partition) -> the watermark up to which the agent's timers have
-    #: fired there; agents with timers are listed in `timed_agents`
+    #: (timer, cx.events partition) -> the watermark up to which the timer has fired there;
+    #: the timers are listed in `timed_agents`
     timers_fired_to: dict[tuple[str, int], int] = field(default_factory=dict)
     timed_agents: set[str] = field(default_factory=set)
     #: cx.events partition -> its high-water mark (next offset to be written), if known
@@ -83,7 +83,8 @@ class Runtime:
             for agent in self.event_agents:
                 self.processed_watermarks.pop((agent, partition), None)
                 self.processed_offsets.pop((agent, partition), None)
-                self.timers_fired_to.pop((agent, partition), None)
+            for timer in self.timed_agents:
+                self.timers_fired_to.pop((timer, partition), None)
             for processor in self.families.all():
                 processor.views.pop(partition, None)
         for ref in source_refs:

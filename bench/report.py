@@ -85,6 +85,7 @@ def finish(summary: dict[str, Any]) -> dict[str, Any]:
     """Add the ratios, the 1M-customer figures and the targets to the measured values."""
     summary["ours_vs_raw"] = ratio(summary.get("events_per_s"), summary.get("raw_events_per_s"))
     summary["ours_vs_peer"] = ratio(summary.get("events_per_s"), summary.get("peer_events_per_s"))
+    summary["ours_vs_faust"] = ratio(summary.get("events_per_s"), summary.get("faust_events_per_s"))
     summary["ours_vs_compute"] = ratio(
         summary.get("events_per_s"), summary.get("compute_events_per_s")
     )
@@ -143,12 +144,15 @@ def table(summary: Mapping[str, Any]) -> str:
     n = summary.get("events")
     rows = [
         Row("raw consume + decode (limit)", _num(summary.get("raw_events_per_s"), " ev/s")),
+        Row("Faust agent that only decodes (framework limit)",
+            _num(summary.get("faust_events_per_s"), " ev/s")),
         Row("cxpulse worker, end to end", _num(summary.get("events_per_s"), " ev/s"),
             mark("events_per_s")),
         Row("Quix Streams peer", _num(summary.get("peer_events_per_s"), " ev/s")),
         Row("cxpulse compute (offline)", _num(summary.get("compute_events_per_s"), " ev/s")),
         Row("ours / raw", _num(summary.get("ours_vs_raw"), "x", 3), mark("ours_vs_raw")),
         Row("ours / peer", _num(summary.get("ours_vs_peer"), "x", 2), mark("ours_vs_peer")),
+        Row("ours / Faust limit", _num(summary.get("ours_vs_faust"), "x", 2)),
         Row(f"latency p50 at {_num(summary.get('latency_rate'))}/s",
             _num(summary.get("p50_latency_s"), " s", 3)),
         Row(f"latency p99 at {_num(summary.get('latency_rate'))}/s",

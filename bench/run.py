@@ -1,7 +1,7 @@
 """The CX Pulse benchmark: one worker against its limit, its peer and its own offline run.
 
 Run: ``make bench`` or ``python -m bench.run [--events 1000000] [--customers 200000]
-[--only raw,peer,compute,ours,latency,memory] [--state-customers 1000000]
+[--only raw,faust,peer,compute,ours,latency,memory] [--state-customers 1000000]
 [--latency-rate 10000] [--latency-seconds 30] [--profile] [--out PATH]``. Progress goes to
 stderr, a table and the JSON summary line to stdout; the summary to
 ``bench/results/latest.json``. Uses the Kafka at ``CXPULSE_BOOTSTRAP_SERVERS``, or starts a
@@ -14,6 +14,8 @@ Steps, all in one run and on the same input (every step can be left out with ``-
   as ``cxpulse replay`` sends them;
 - raw: the limit, a plain aiokafka consumer reading them (``getmany``) and ``orjson.loads``
   of each, nothing else;
+- faust: the framework's limit, a Faust agent that reads the same topics in batches and only
+  decodes (``bench.faust_floor``, its own process);
 - peer: the same ingest and per-channel FRT/backlog aggregation in Quix Streams
   (``bench/peer_quix.py``), checked against ours;
 - compute: ``cxpulse compute FILE`` on the same file (wall time of the command);
@@ -76,11 +78,12 @@ from bench.worker import (
 )
 from pipeline.broker import LocalBroker, broker_answers, free_port
 
-STEPS: Final = ("raw", "peer", "compute", "ours", "latency", "memory")
+STEPS: Final = ("raw", "faust", "peer", "compute", "ours", "latency", "memory")
 RESULTS: Final = Path(__file__).resolve().parent / "results"
 DEFAULT_OUT: Final = RESULTS / "latest.json"
 IDLE_TIMEOUT_S: Final = 3  # workers let idle partitions go quickly, so timers settle soon
 RECOVERY_TIMEOUT_S: Final = 900.0
+FAUST_FLOOR_TIMEOUT_S: Final = 3600.0
 
 
 class Bench:
@@ -137,7 +140,7 @@ class Bench:
 
     def _steps(self) -> None:
         data: Dataset | None = None
-        if self.steps & {"raw", "peer", "compute", "ours"}:
+        if self.steps & {"raw", "faust", "peer", "compute", "ours"}:
             data = events_file(
                 self.args.events,
                 self.args.customers,
@@ -148,7 +151,7 @@ class Bench:
             self.summary["events"] = data.lines
             self.summary["customers_in_events"] = data.customers
         main = Namespace(f"b{self.run_id}-m")
-        if data is not None and self.steps & {"raw", "peer", "ours"}:
+        if data is not None and self.steps & {"raw", "faust", "peer", "ours"}:
             self._create_topics(main)
             self.log(f"loading {data.lines:,} messages into {main.prefix}.raw.*")
             loaded = load(data.path, self.bootstrap, main.source_topics, self.log)
@@ -158,6 +161,8 @@ class Bench:
             expected = self._compute(data)
         if data is not None and "raw" in self.steps:
             self._raw(data, main)
+        if data is not None and "faust" in self.steps:
+            self._faust(data, main)
         if data is not None and "peer" in self.steps:
             self._peer(main)
         worker: WorkerProcess | None = None
@@ -250,6 +255,33 @@ class Bench:
         self.summary["raw_seconds"] = result.seconds
         self.log(f"raw: {result.messages:,} in {result.seconds:.2f}s, "
                  f"{result.events_per_s:,.0f} events/s")  # fmt: skip
+
+    def _faust(self, data: Dataset, main: Namespace) -> None:
+        self.log("faust: a Faust agent reading the same topics in batches, decoding only")
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.faust_floor",
+                "--bootstrap",
+                self.bootstrap,
+                "--topics",
+                ",".join(main.source_topics.values()),
+                "--expected",
+                str(data.lines),
+                "--app-id",
+                f"{main.prefix}-f",
+            ],
+            stdout=subprocess.PIPE,
+            check=True,
+            timeout=FAUST_FLOOR_TIMEOUT_S,
+        )
+        result = orjson.loads(done.stdout.decode().strip().splitlines()[-1])
+        rate = result["messages"] / result["seconds"]
+        self.summary["faust_events_per_s"] = rate
+        self.summary["faust_seconds"] = result["seconds"]
+        self.log(f"faust: {result['messages']:,} in {result['seconds']:.1f}s, "
+                 f"{rate:,.0f} events/s")  # fmt: skip
 
     def _peer(self, main: Namespace) -> None:
         self.log("peer: Quix Streams, same ingest and per-channel FRT/backlog")

@@ -1,7 +1,9 @@
 """The one `faust.App` of a worker, with its topics, agents, tables and `/metrics` exporter.
 
 In: `Settings`. Out: a `Worker` bundle (app, runtime, registry) whose app runs the agents
-`validate_events`, `track_service_levels`, `count_feedback` and `track_commerce`.
+`validate_events` (sources -> `cx.events`), `apply_events` (`cx.events` -> the tables of
+service levels, feedback, commerce and churn risk) and `merge_kpi_partials`, with the timers
+that settle service levels and rescore churn risk.
 Concurrency is 1 per agent (Faust can commit offsets of unprocessed events otherwise): scale
 with partitions and workers. Faust's web server is off; our own exporter serves `/metrics`.
 """
@@ -23,6 +25,7 @@ from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from agents import churn_risk, commerce, feedback, ingest, kpi_snapshots, service_levels
+from agents.family_agent import register_events_agent
 from agents.fatal import stop_worker
 from agents.runtime import Runtime
 from agents.watermark import Watermark
@@ -103,10 +106,13 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     )
     topics = declare_topics(app, settings)
     ingest.register(app, runtime, topics.sources, topics.events, topics.dlq)
-    service_levels.register(app, runtime, topics.events, topics.dlq)
-    feedback.register(app, runtime, topics.events, topics.dlq)
-    commerce.register(app, runtime, topics.events, topics.dlq)
-    churn_risk.register(app, runtime, topics.events, topics.dlq, topics.churn)
+    families = [
+        service_levels.register(app, runtime, topics.events),
+        feedback.register(app, runtime, topics.events),
+        commerce.register(app, runtime, topics.events),
+        churn_risk.register(app, runtime, topics.events, topics.churn),
+    ]
+    register_events_agent(app, runtime, topics.events, topics.dlq, families)
     kpi_snapshots.register(
         app,
         runtime,

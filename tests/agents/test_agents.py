@@ -10,7 +10,7 @@ Two limits of Faust's test wrapper shape these tests:
   one name (else `<internal>`), so the ingest tests configure a single source topic.
 - `put(wait=True)` is woken when the stream takes the value, not when the agent body is
   done with it: the agents take the stream in batches. Tests therefore wait for the outcome
-  itself (`_eventually`), or put a message the agent skips as a barrier and wait until the
+  itself (`_eventually`), or put a message the agent rejects as a barrier and wait until the
   agent has noted it processed: a batch is applied in order without awaiting, so by then
   everything before the barrier is applied and stored.
 """
@@ -86,7 +86,7 @@ async def ingest(harness: Harness) -> AsyncIterator[Any]:
 
 @pytest_asyncio.fixture(loop_scope="function")  # the tests' own loop
 async def service(harness: Harness) -> AsyncIterator[Any]:
-    async with harness.worker.app.agents["track_service_levels"].test_context() as agent:
+    async with harness.worker.app.agents["apply_events"].test_context() as agent:
         yield agent
 
 
@@ -199,7 +199,7 @@ async def test_ingest_rejection_is_counted_per_source_partition(
     assert harness.events.messages == []
 
 
-# --- track_service_levels ---------------------------------------------------------------
+# --- apply_events: service levels--------------------------------------------------------
 
 
 def _normalised(event_id: str, kind: str, at_s: int, **extra: Any) -> dict[str, Any]:
@@ -223,17 +223,14 @@ async def _put_event(agent: Any, event: dict[str, Any], source_offset: int) -> N
 
 
 async def _barrier(harness: Harness, agent: Any) -> None:
-    """Put a message the agent skips by its `cx-type` and wait until it has taken it; see the
-    module docstring."""
+    """Put a message the agent rejects and wait until it has taken it; see the module
+    docstring. Its dead letter is taken out of `harness.dlq` again."""
     offset = agent.sent_offset
-    await agent.put(
-        b"{}",
-        key=b"barrier",
-        partition=EVENTS_PARTITION,
-        headers=[("cx-type", b"order.placed")],
-    )
+    await agent.put(b"{}", key=b"barrier", partition=EVENTS_PARTITION)
     processed = harness.worker.runtime.processed_offsets
     await _eventually(lambda: processed.get((agent.name, EVENTS_PARTITION)) == offset)
+    await _eventually(lambda: any(m["key"] == b"barrier" for m in harness.dlq.messages))
+    harness.dlq.messages[:] = [m for m in harness.dlq.messages if m["key"] != b"barrier"]
 
 
 def _settle(harness: Harness, watermark_ms: int) -> int:

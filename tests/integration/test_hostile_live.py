@@ -52,13 +52,7 @@ GARBAGE = 4_600
 LABEL_GARBAGE = 600
 DUPLICATES = 100
 LATENESS_MS = 300_000
-AGENTS = (
-    "validate_events",
-    "track_service_levels",
-    "count_feedback",
-    "track_commerce",
-    "score_churn_risk",
-)
+AGENTS = ("validate_events", "apply_events")
 CONVERSATION_CHANNELS = ("chat", "email", "phone", "social", "web")
 HeaderList = list[tuple[str, bytes | None]]
 
