@@ -42,7 +42,11 @@ def build(bootstrap: str, topics: list[str], expected: int, app_id: str) -> faus
         consumer_auto_offset_reset="earliest",
         table_standby_replicas=0,
     )
-    source = app.topic(*topics, key_type=bytes, value_type=bytes)
+    # raw serializers, as `pipeline.topics` declares them: Faust's default (JSON) would stop
+    # at the first message that is not valid JSON (the mix has some)
+    source = app.topic(
+        *topics, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
     seen = 0
     first: float | None = None
     reported = time.monotonic()
@@ -77,8 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--app-id", required=True)
     args = parser.parse_args(argv)
     app = build(args.bootstrap, args.topics.split(","), args.expected, args.app_id)
-    # Faust logs to stderr; the result line is the only thing on stdout
-    Worker(app, loglevel="WARNING", stdout=sys.stderr).execute_from_commandline()
+    # Faust logs to stderr and leaves stdout alone: the result line is all that is on it
+    Worker(app, loglevel="WARNING", redirect_stdouts=False).execute_from_commandline()
 
 
 if __name__ == "__main__":

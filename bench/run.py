@@ -276,7 +276,11 @@ class Bench:
             check=True,
             timeout=FAUST_FLOOR_TIMEOUT_S,
         )
-        result = orjson.loads(done.stdout.decode().strip().splitlines()[-1])
+        # Faust's terminal spinner may write escape codes to stdout too: take the result line
+        lines = [ln for ln in done.stdout.decode().splitlines() if ln.startswith('{"messages"')]
+        if not lines:
+            raise RuntimeError(f"bench.faust_floor printed no result: {done.stdout[-500:]!r}")
+        result = orjson.loads(lines[-1])
         rate = result["messages"] / result["seconds"]
         self.summary["faust_events_per_s"] = rate
         self.summary["faust_seconds"] = result["seconds"]

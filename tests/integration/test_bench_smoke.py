@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 MEASURES = (
     "events_per_s",
     "raw_events_per_s",
+    "faust_events_per_s",
     "peer_events_per_s",
     "compute_events_per_s",
     "p99_latency_s",
@@ -65,6 +66,9 @@ def test_bench_smoke(kafka: LocalBroker, tmp_path: Path) -> None:
     )
     assert summary["ours_vs_peer"] == pytest.approx(
         summary["events_per_s"] / summary["peer_events_per_s"]
+    )
+    assert summary["ours_vs_faust"] == pytest.approx(
+        summary["events_per_s"] / summary["faust_events_per_s"]
     )
     assert 0 < summary["p50_latency_s"] <= summary["p99_latency_s"] <= summary["max_latency_s"]
     assert summary["latency_drained"] is True
