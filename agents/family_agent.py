@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 EVENTS_AGENT = "apply_events"
 #: a batch is what the stream buffered within BATCH_WITHIN_S, at most BATCH_MAX_EVENTS
 BATCH_MAX_EVENTS = 2000
-BATCH_WITHIN_S = 0.05
+BATCH_WITHIN_S = 0.1
 
 
 class TablePort:

@@ -33,7 +33,7 @@ from schemas.validate import Rejection
 log = logging.getLogger(__name__)
 #: a batch is what the stream buffered within BATCH_WITHIN_S, at most BATCH_MAX_EVENTS
 BATCH_MAX_EVENTS = 2000
-BATCH_WITHIN_S = 0.05
+BATCH_WITHIN_S = 0.1
 DEAD_LETTER_SCHEMA = "cx.dead_letter/v1"
 WATERMARK_HEADER = "cx-watermark"
 
@@ -102,6 +102,10 @@ async def _ingest(runtime: Runtime, table: Any, events: Any, dlq: Any, batch: li
     Faust acks the batch's offsets once this returns, and flushes what was sent (events,
     dead letters, the table's changelog) before it commits them."""
     touched: dict[str, tuple[int, SourcePartitionState]] = {}
+    # once per batch: it looks at every source partition. The events of the batch carry it as
+    # their stamp; a stamp older than the watermark at the send is safe (timers act later)
+    watermark = runtime.watermark.value_ms(time.monotonic())
+    stamp = None if watermark is None else str(watermark).encode()
     for item in batch:
         message = item.message
         ref = f"{message.topic}:{message.partition}"
@@ -122,21 +126,19 @@ async def _ingest(runtime: Runtime, table: Any, events: Any, dlq: Any, batch: li
             await dlq.send(key=message.key, value=dead_letter(message, result))
             state.record(message.offset, None, rejected_key(result.reason))
             continue
-        now = time.monotonic()
-        watermark = runtime.watermark.value_ms(now)
         late = runtime.watermark.is_late(result.occurred_at_ms)
         headers = [
             ("cx-source", f"{ref}:{message.offset}".encode()),
             ("cx-type", result.type.encode()),
         ]
-        if watermark is not None:
-            headers.append((WATERMARK_HEADER, str(watermark).encode()))
+        if stamp is not None:
+            headers.append((WATERMARK_HEADER, stamp))
         await events.send(
             key=result.customer_id.encode(), value=orjson.dumps(result.payload), headers=headers
         )
         # observed once sent: what this worker reports to the others covers only events
         # already on their way (see pipeline.watermark_exchange)
-        runtime.watermark.observe(ref, result.occurred_at_ms, now)
+        runtime.watermark.observe(ref, result.occurred_at_ms, time.monotonic())
         state.record(
             message.offset, result.occurred_at_ms, late_key(result.channel) if late else None
         )
