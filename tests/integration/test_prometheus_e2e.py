@@ -1,7 +1,7 @@
 """The mixin against a real Prometheus scraping a real worker fed by the generator.
 
 A real `cxpulse worker` (session broker, unique topics) processes 45 minutes of generated event
-time, replayed in seconds; a real Prometheus (`deploy.local_prometheus`) scrapes it every second
+time (~4,000 events), replayed in ~20 s; a real Prometheus (`deploy.local_prometheus`) scrapes it every second
 as job="cxpulse" and loads `deploy/mixin/rules.yaml` and `alerts.yaml`. Then, through the HTTP
 API (`/api/v1/query`), every query the mixin ships must evaluate without error and return data:
 
@@ -31,6 +31,7 @@ from tests.integration.conftest import Pipeline
 from tests.integration.prometheus_stack import generate, require_prometheus, running_workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+REPLAY_RATE = 200  # messages per second
 
 #: Alerts (name, channel label) whose inputs cannot have data in this run, and why. Minimal.
 #: Expressions that cannot have data in this run, with the reason (none today; the mixin
@@ -76,7 +77,10 @@ def test_every_rule_alert_and_dashboard_query_returns_data(
         with prometheus:
             prometheus.wait_for_targets_up(timeout=60)
             loaded = prometheus.rules()
-            pipeline.cli("replay", str(traffic))
+            # paced so that the counters grow over many scrapes (~20 s): replayed at once, a
+            # batching worker takes in a family's events between two scrapes, its counters
+            # appear already at their final value and every rate over them is 0
+            pipeline.cli("replay", str(traffic), "--rate", str(REPLAY_RATE))
             missing = _wait_for_data(prometheus, checks, allowed, timeout=120)
             errors = _errors_of_full_alert_expressions(prometheus)
             unhealthy = [
