@@ -1,9 +1,10 @@
 """The mixin against a real Prometheus scraping a real worker fed by the generator.
 
 A real `cxpulse worker` (session broker, unique topics) processes 45 minutes of generated event
-time (~4,000 events), replayed in ~20 s; a real Prometheus (`deploy.local_prometheus`) scrapes it every second
-as job="cxpulse" and loads `deploy/mixin/rules.yaml` and `alerts.yaml`. Then, through the HTTP
-API (`/api/v1/query`), every query the mixin ships must evaluate without error and return data:
+time (~4,000 events), replayed in ~20 s; a real Prometheus (`deploy.local_prometheus`) scrapes
+it every second as job="cxpulse" and loads `deploy/mixin/rules.yaml` and `alerts.yaml`. Then,
+through the HTTP API (`/api/v1/query`), every query the mixin ships must evaluate without error
+and return data:
 
 - every recording rule, by its record name (so its expression worked on the real series);
 - every alert: its full expression must evaluate without error, but returns data only while the
