@@ -22,6 +22,7 @@ from aiohttp import web
 from faust.exceptions import ConsumerNotStarted
 from faust.sensors import Sensor
 from faust.types import TP
+from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from agents import churn_risk, commerce, feedback, ingest, kpi_snapshots, service_levels
@@ -50,6 +51,8 @@ class Worker:
     runtime: Runtime
     registry: CollectorRegistry
     topics: Topics
+    #: serves /metrics; `faust_worker` runs it beside the app
+    exporter: MetricsExporter
 
 
 class _CommitSensor(Sensor):
@@ -149,8 +152,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     registry.register(KpiCollector(runtime))
     registry.register(ConsumerLagCollector(lambda: _consumer_lag(app)))
     app.sensors.add(_CommitSensor(stream_metrics))
-    _serve_metrics(app, registry, settings.metrics_host, settings.metrics_port)
-    return Worker(app, runtime, registry, topics)
+    exporter = MetricsExporter(registry, settings.metrics_host, settings.metrics_port)
+    return Worker(app, runtime, registry, topics, exporter)
 
 
 def _highwater(app: faust.App, topic: str, partition: int) -> int | None:
@@ -194,19 +197,37 @@ def _consumer_lag(app: faust.App) -> dict[str, int]:
     return lags
 
 
-def _serve_metrics(app: faust.App, registry: CollectorRegistry, host: str, port: int) -> None:
-    """Serve `/metrics` on the app's event loop, so collectors read agent state safely."""
+def faust_worker(bundle: Worker, loglevel: str) -> faust.Worker:
+    """The Faust worker that runs `bundle`: its exporter first, so `/metrics` answers while the
+    app is still recovering its tables (a Faust worker starts its extra services before the
+    app)."""
+    return faust.Worker(bundle.app, bundle.exporter, loglevel=loglevel, quiet=True)
 
-    async def metrics(_: web.Request) -> web.Response:
-        body = generate_latest(registry)
+
+class MetricsExporter(Service):
+    """Serves `/metrics` on the app's event loop (collectors read agent state safely). The
+    worker starts it before the app, so it answers while the tables recover: stream health at
+    once, a partition's KPI series as soon as its tables are recovered (none before)."""
+
+    def __init__(self, registry: CollectorRegistry, host: str, port: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.registry = registry
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    async def _metrics(self, _: web.Request) -> web.Response:
+        body = generate_latest(self.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    async def start_exporter() -> None:
+    async def on_start(self) -> None:
         server = web.Application()
-        server.router.add_get("/metrics", metrics)
-        runner = web.AppRunner(server, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, host, port).start()
-        log.info("serving /metrics on http://%s:%d/metrics", host, port)
+        server.router.add_get("/metrics", self._metrics)
+        self._runner = web.AppRunner(server, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        log.info("serving /metrics on http://%s:%d/metrics", self.host, self.port)
 
-    app.task(start_exporter)
+    async def on_stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()

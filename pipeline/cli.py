@@ -141,16 +141,11 @@ def worker(
             log_format=log_format,
             log_level=log_level,
         )
-        import faust
-
-        from pipeline.app import create_app
+        from pipeline.app import create_app, faust_worker
         from pipeline.kafka_options import check_credentials
 
         check_credentials(settings)
-        bundle = create_app(settings)
-        faust.Worker(
-            bundle.app, loglevel=settings.log_level.lower(), quiet=True
-        ).execute_from_commandline()
+        faust_worker(create_app(settings), settings.log_level.lower()).execute_from_commandline()
 
     _run(go)
 
