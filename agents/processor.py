@@ -81,7 +81,10 @@ class FamilyProcessor(Generic[S]):
         return self.family.from_json(orjson.loads(raw)["s"])
 
     def dump(self, state: S, partition: int) -> bytes:
-        return orjson.dumps({"p": partition, "s": self.family.to_json(state)})
+        """The table value: a right-sized copy, since the tables keep it for good and orjson
+        returns its output in its growing buffer (~12 KB held for a 1 KB document with orjson
+        3.13: most of a worker's memory, before this copy)."""
+        return memoryview(orjson.dumps({"p": partition, "s": self.family.to_json(state)})).tobytes()
 
     def handle(
         self, get: Get, put: Put, partition: int, offset: int, event: Event, source_ref: str
