@@ -50,15 +50,19 @@ class TablePort:
         value: bytes | None = self.table.data.get(customer_id.encode())
         return value
 
-    def write(self, partition: int, customer_id: str, value: bytes) -> None:
+    def write(self, partition: int, customer_id: str, value: bytes) -> Awaitable[Any]:
+        """Store and queue the changelog message; the returned future completes once the
+        broker has it."""
         key = customer_id.encode()
         self.table.data[key] = value
-        self.table.send_changelog(partition, key, value)
+        written: Awaitable[Any] = self.table.send_changelog(partition, key, value)
+        return written
 
     def put_outside(self, partition: int) -> Any:
         """A writer bound to one partition, for the watermark timers."""
 
         def put(customer_id: str, value: bytes) -> None:
+            # timer writes need no wait: a restart fires the same timers from the stored state
             self.write(partition, customer_id, value)
 
         return put
@@ -142,8 +146,10 @@ def register_events_agent(
     async def handle(batch: list[Any]) -> None:
         """Apply a batch, then store each customer it changed once per family (one changelog
         message), then send. No await before the stores: timers never see a customer
-        half-applied. Faust acks the batch's offsets once this returns, and flushes the
-        changelog before it commits them."""
+        half-applied. Returns only once the broker has every changelog message of the batch:
+        Faust acks the batch's offsets when this returns and may commit them at once, and its
+        own flush before a commit gives up on its buffer after 0.1 s without a send (a crash
+        then lost applied events: the 200k crash test found ~1%)."""
         states: dict[tuple[int, str], tuple[Any, int]] = {}
         changed: set[tuple[int, str]] = set()
         rejected: list[tuple[Any, Rejection]] = []
@@ -179,17 +185,20 @@ def register_events_agent(
                 if applied is not None:
                     changed.add(key)
             lags.append((result.channel, result.occurred_at_ms))
+        written = []
         for key in changed:
             index, customer_id = key
             state, partition = states[key]
             processor = families[index].processor
-            families[index].port.write(partition, customer_id, processor.dump(state, partition))
+            value = processor.dump(state, partition)
+            written.append(families[index].port.write(partition, customer_id, value))
         for message, rejection in rejected:
             log.warning("invalid event on %s: %s", message.topic, rejection.detail)
             await dlq.send(key=message.key, value=dead_letter(message, rejection))
         for wiring in families:
             if wiring.after_batch is not None:
                 await wiring.after_batch()
+        await asyncio.gather(*written)
         now = time.time()
         for channel, occurred_at_ms in lags:
             runtime.recorder.event_processed(EVENTS_AGENT, channel, now - occurred_at_ms / 1000)

@@ -17,6 +17,7 @@ failure to produce to Kafka (Faust crashes the worker rather than commit past lo
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import time
@@ -99,8 +100,10 @@ def register(
 
 async def _ingest(runtime: Runtime, table: Any, events: Any, dlq: Any, batch: list[Any]) -> None:
     """Validate and forward a batch, then store each source partition's bookkeeping once.
-    Faust acks the batch's offsets once this returns, and flushes what was sent (events,
-    dead letters, the table's changelog) before it commits them."""
+    Faust acks the batch's offsets once this returns; events and dead letters are with the
+    Kafka client by then (Faust's commit flushes it), the bookkeeping's changelog messages are
+    awaited until the broker has them (Faust's own flush of its buffer can give up early, see
+    `agents.family_agent`)."""
     touched: dict[str, tuple[int, SourcePartitionState]] = {}
     # once per batch: it looks at every source partition. The events of the batch carry it as
     # their stamp; a stamp older than the watermark at the send is safe (timers act later)
@@ -142,8 +145,10 @@ async def _ingest(runtime: Runtime, table: Any, events: Any, dlq: Any, batch: li
         state.record(
             message.offset, result.occurred_at_ms, late_key(result.channel) if late else None
         )
+    written = []
     for ref, (partition, state) in touched.items():
         key = ref.encode()
         value = orjson.dumps(state.to_json())
         table.data[key] = value
-        table.send_changelog(partition, key, value)
+        written.append(table.send_changelog(partition, key, value))
+    await asyncio.gather(*written)

@@ -2,8 +2,9 @@
 
 `agent.test_context()` swaps each agent's topic for an in-memory channel; tables use the
 `memory://` store `create_app` configures. Sends to `cx.events` and `cx.dlq` are captured by
-replacing the topics' `send` with a recorder. KPIs are read from the worker's own fresh
-`CollectorRegistry`, as `/metrics` would serve them.
+replacing the topics' `send` with a recorder; changelog messages count as delivered at once
+(no producer runs: the agents wait for their batch's changelog messages to be delivered).
+KPIs are read from the worker's own fresh `CollectorRegistry`, as `/metrics` would serve them.
 
 Two limits of Faust's test wrapper shape these tests:
 - `put` stamps `message.topic` with the agent's topic name only when that topic has exactly
@@ -75,7 +76,16 @@ def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Harness:
     events, dlq = Sent(), Sent()
     monkeypatch.setattr(worker.topics.events, "send", events.send)
     monkeypatch.setattr(worker.topics.dlq, "send", dlq.send)
+    for table in worker.app.tables.values():
+        # no producer runs here: a changelog message is delivered as soon as it is sent
+        monkeypatch.setattr(table, "send_changelog", _delivered)
     return Harness(worker, events, dlq)
+
+
+def _delivered(partition: int | None, key: bytes, value: bytes) -> asyncio.Future[None]:
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    future.set_result(None)
+    return future
 
 
 @pytest_asyncio.fixture(loop_scope="function")  # the tests' own loop
