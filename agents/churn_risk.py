@@ -50,7 +50,8 @@ def register(app: faust.App, runtime: Runtime, events: Any, churn: Any) -> Famil
         interval_s=RESCORE_INTERVAL_S,
         after=send_signals,
         # a daily scoring that moves no tier is derived again from the stored profile after
-        # a restart: no changelog message for it (most scorings; see README "Performance")
+        # a restart: no changelog message for it (most scorings; README "Why the numbers
+        # stay exact")
         unchanged_in_memory=True,
     )
     return FamilyWiring(processor, port, after_batch=send_signals)
