@@ -200,8 +200,9 @@ def register_events_agent(
                 await wiring.after_batch()
         await asyncio.gather(*written)
         now = time.time()
-        for channel, occurred_at_ms in lags:
-            runtime.recorder.event_processed(EVENTS_AGENT, channel, now - occurred_at_ms / 1000)
+        runtime.recorder.events_processed(
+            EVENTS_AGENT, [(channel, now - at_ms / 1000) for channel, at_ms in lags]
+        )
 
     agent.__name__ = agent.__qualname__ = EVENTS_AGENT
     return app.agent(events, name=EVENTS_AGENT, concurrency=1)(agent)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -26,7 +26,8 @@ async def _unknown_position(partition: int) -> int | None:
 class Recorder(Protocol):
     """Process-local stream-health metrics (wall-clock based, so not exact by nature)."""
 
-    def event_processed(self, agent: str, channel: str, lag_s: float) -> None: ...
+    def events_processed(self, agent: str, lags: Sequence[tuple[str, float]]) -> None:
+        """A batch an agent processed: (channel, processing time minus occurred_at) each."""
 
     def recovered(self, table: str, seconds: float) -> None: ...
 

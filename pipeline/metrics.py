@@ -8,8 +8,9 @@ table recovery) uses ordinary process-local metrics: wall-clock figures, not KPI
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -31,10 +32,17 @@ class StreamMetrics:
     event_lag: Histogram
     commit_seconds: Histogram
     recovery_seconds: Counter
+    #: the lag histogram's child per channel, bound once (`labels()` per event costs a lock)
+    lag_by_channel: dict[str, Any] = field(default_factory=dict)
 
-    def event_processed(self, agent: str, channel: str, lag_s: float) -> None:
-        self.events.labels(agent).inc()
-        self.event_lag.labels(channel).observe(max(lag_s, 0.0))
+    def events_processed(self, agent: str, lags: Sequence[tuple[str, float]]) -> None:
+        self.events.labels(agent).inc(len(lags))
+        children = self.lag_by_channel
+        for channel, lag_s in lags:
+            child = children.get(channel)
+            if child is None:
+                child = children[channel] = self.event_lag.labels(channel)
+            child.observe(max(lag_s, 0.0))
 
     def recovered(self, table: str, seconds: float) -> None:
         self.recovery_seconds.labels(table).inc(seconds)
@@ -69,7 +77,7 @@ def build_stream_metrics(registry: CollectorRegistry) -> StreamMetrics:
         ),
     )
     for channel in CHANNELS:
-        metrics.event_lag.labels(channel)
+        metrics.lag_by_channel[channel] = metrics.event_lag.labels(channel)
     return metrics
 
 
