@@ -27,6 +27,12 @@ Get = Callable[[str], bytes | None]
 Put = Callable[[str, bytes], None]
 
 
+def _store(put: Put, keep: Put | None, deltas: Deltas) -> Put:
+    """Where a timer stores what it changed: with `put`, or with `keep` (when given) if it
+    moved no series, for state a restart derives again from the stored one."""
+    return put if keep is None or deltas or deltas.samples else keep
+
+
 @dataclass(slots=True)
 class PartitionView:
     """Derived, in-memory view of one partition of one family."""
@@ -200,8 +206,7 @@ class ServiceProcessor(FamilyProcessor[ServiceState]):
             deltas = self.service.due(state, conversation_id, watermark_ms)
             state.ledger.add(deltas)
             entries = state.ledger.remember(deltas, deadline)
-            store = put if keep is None or deltas or deltas.samples else keep
-            store(customer_id, self.dump(state, partition))
+            _store(put, keep, deltas)(customer_id, self.dump(state, partition))
             view.add(deltas)
             view.windows.add_entries(entries)
             self._track(
@@ -255,8 +260,7 @@ class ChurnProcessor(FamilyProcessor[CustomerProfile]):
             deltas = self.churn.rescore(state, deadline)
             state.ledger.add(deltas)
             entries = state.ledger.remember(deltas, deadline)
-            store = put if keep is None or deltas or deltas.samples else keep
-            store(customer_id, self.dump(state, partition))
+            _store(put, keep, deltas)(customer_id, self.dump(state, partition))
             view.add(deltas)
             view.windows.add_entries(entries)
             signal = self.churn.signal(state)

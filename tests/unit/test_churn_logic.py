@@ -982,3 +982,28 @@ def test_a_customer_quiet_for_long_is_no_longer_rescored_daily() -> None:
     # a new event wakes the schedule up again
     FAMILY.apply(state, order(DAY0_MS))
     assert FAMILY.next_rescore_ms(state) == DAY0_MS
+
+
+def test_scorings_that_move_no_tier_are_kept_with_keep_the_others_put() -> None:
+    """The worker keeps daily scorings that change no series in memory only (`keep`): a
+    restart scores the same days again from the stored profile. A tier change is put."""
+    processor = ChurnProcessor(ChurnRisk(CONFIG))
+    table: dict[str, bytes] = {}
+    put: list[int] = []
+    kept: list[int] = []
+
+    def put_value(customer_id: str, value: bytes) -> None:
+        put.append(processor.load(value).scored_at_ms or 0)
+        table[customer_id] = value
+
+    def keep_value(customer_id: str, value: bytes) -> None:
+        kept.append(processor.load(value).scored_at_ms or 0)
+        table[customer_id] = value
+
+    processor.handle(table.get, table.__setitem__, 0, 0, order(NOON_MS), "cx.events:0:0")
+    # the first scoring assigns a tier (gauge +1): put; the next days move nothing: kept
+    processor.fire_timers(0, NOON_MS + 3 * DAY_MS + 1, table.get, put_value, None, keep_value)
+    assert put == [NOON_MS]
+    assert kept == [NOON_MS + day * DAY_MS for day in (1, 2, 3)]
+    # what was kept is what the next scoring starts from
+    assert processor.load(table["c-1"]).scored_at_ms == NOON_MS + 3 * DAY_MS
