@@ -18,6 +18,7 @@ dead-lettered with reason and detail, the partition goes on. A redelivered messa
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -30,6 +31,7 @@ from agents.fatal import stop_worker
 from agents.ingest import WATERMARK_HEADER, dead_letter
 from agents.processor import FamilyProcessor
 from agents.runtime import Runtime
+from agents.table_store import write_with_changelog
 from schemas.validate import Rejection
 
 log = logging.getLogger(__name__)
@@ -40,25 +42,26 @@ BATCH_WITHIN_S = 0.1
 
 
 class TablePort:
-    """Get and put customer state in a Faust table, naming the changelog partition (a batch
-    holds events of several partitions, so the stream's current event cannot name it)."""
+    """Get and put customer state in a Faust table by partition (`agents.table_store`: a
+    batch holds events of several partitions, so the stream's current event cannot name it)."""
 
     def __init__(self, table: Any) -> None:
         self.table = table
 
-    def get(self, customer_id: str) -> bytes | None:
-        value: bytes | None = self.table.data.get(customer_id.encode())
+    def get(self, partition: int, customer_id: str) -> bytes | None:
+        value: bytes | None = self.table.data.get_in(partition, customer_id.encode())
         return value
 
     def write(self, partition: int, customer_id: str, value: bytes) -> Awaitable[Any]:
         """Store and queue the changelog message; the returned future completes once the
-        broker has it."""
-        key = customer_id.encode()
-        self.table.data[key] = value
-        written: Awaitable[Any] = self.table.send_changelog(partition, key, value)
-        return written
+        broker has it (and the store has the value for good)."""
+        return write_with_changelog(self.table, partition, customer_id.encode(), value)
 
-    def put_outside(self, partition: int) -> Any:
+    def getter(self, partition: int) -> Callable[[str], bytes | None]:
+        """A reader bound to one partition, for the watermark timers."""
+        return functools.partial(self.get, partition)
+
+    def put_outside(self, partition: int) -> Callable[[str, bytes], None]:
         """A writer bound to one partition, for the watermark timers."""
 
         def put(customer_id: str, value: bytes) -> None:
@@ -67,9 +70,13 @@ class TablePort:
 
         return put
 
-    def keep(self, customer_id: str, value: bytes) -> None:
-        """Store in memory only, no changelog message: for state a restart derives again."""
-        self.table.data[customer_id.encode()] = value
+    def keeper(self, partition: int) -> Callable[[str, bytes], None]:
+        """Store without a changelog message, for state a restart derives again."""
+
+        def keep(customer_id: str, value: bytes) -> None:
+            self.table.data.keep(partition, customer_id.encode(), value)
+
+        return keep
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +184,7 @@ def register_events_agent(
                 key = (index, customer_id)
                 entry = states.get(key)
                 if entry is None:
-                    raw = families[index].port.get(customer_id)
+                    raw = families[index].port.get(message.partition, customer_id)
                     entry = states[key] = (processor.load(raw), message.partition)
                 applied = processor.apply(
                     entry[0], message.partition, message.offset, result, source_ref
@@ -253,11 +260,13 @@ def register_timers(
             if watermark is None:
                 continue
             put = port.put_outside(partition)
-            keep = port.keep if unchanged_in_memory else None
+            keep = port.keeper(partition) if unchanged_in_memory else None
             # in slices, yielding between them: a watermark jump (a replay, an idle source
             # let go) can make thousands of timers due at once
             while (
-                processor.fire_timers(partition, watermark, port.get, put, TIMERS_PER_SLICE, keep)
+                processor.fire_timers(
+                    partition, watermark, port.getter(partition), put, TIMERS_PER_SLICE, keep
+                )
                 == TIMERS_PER_SLICE
             ):
                 if after is not None:

@@ -29,6 +29,7 @@ import orjson
 from agents.fatal import stop_worker
 from agents.ingest_logic import SourcePartitionState, late_key, rejected_key
 from agents.runtime import Runtime
+from agents.table_store import write_with_changelog
 from schemas.validate import Rejection
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ async def _ingest(runtime: Runtime, table: Any, events: Any, dlq: Any, batch: li
         ref = f"{message.topic}:{message.partition}"
         state = runtime.sources.get(ref)
         if state is None:
-            raw = table.data.get(ref.encode())
+            raw = table.data.get_in(message.partition, ref.encode())
             state = (
                 SourcePartitionState()
                 if raw is None
@@ -147,8 +148,6 @@ async def _ingest(runtime: Runtime, table: Any, events: Any, dlq: Any, batch: li
         )
     written = []
     for ref, (partition, state) in touched.items():
-        key = ref.encode()
         value = orjson.dumps(state.to_json())
-        table.data[key] = value
-        written.append(table.send_changelog(partition, key, value))
+        written.append(write_with_changelog(table, partition, ref.encode(), value))
     await asyncio.gather(*written)

@@ -21,6 +21,7 @@ import contextlib
 import os
 import signal
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -33,9 +34,12 @@ BATCH_WITHIN_S = 0.05
 PROGRESS_EVERY_S = 5.0
 
 
-def build(bootstrap: str, topics: list[str], expected: int, app_id: str) -> faust.App:
+def build(
+    bootstrap: str, topics: list[str], expected: int, app_id: str, datadir: str
+) -> faust.App:
     app = faust.App(
         app_id,
+        datadir=datadir,
         broker=[f"kafka://{server}" for server in bootstrap.split(",")],
         store="memory://",
         web_enabled=False,
@@ -80,9 +84,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--expected", type=int, required=True)
     parser.add_argument("--app-id", required=True)
     args = parser.parse_args(argv)
-    app = build(args.bootstrap, args.topics.split(","), args.expected, args.app_id)
-    # Faust logs to stderr and leaves stdout alone: the result line is all that is on it
-    Worker(app, loglevel="WARNING", redirect_stdouts=False).execute_from_commandline()
+    # Faust makes its data dir in the working directory unless told: a temp one
+    with tempfile.TemporaryDirectory(prefix="cxpulse-faust-floor-") as datadir:
+        app = build(args.bootstrap, args.topics.split(","), args.expected, args.app_id, datadir)
+        # Faust logs to stderr and leaves stdout alone: the result line is all that is on it
+        Worker(app, loglevel="WARNING", redirect_stdouts=False).execute_from_commandline()
 
 
 if __name__ == "__main__":

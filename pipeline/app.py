@@ -29,6 +29,8 @@ from agents import churn_risk, commerce, feedback, ingest, kpi_snapshots, servic
 from agents.family_agent import register_events_agent
 from agents.fatal import stop_worker
 from agents.runtime import Runtime
+from agents.table_store import register as register_stores
+from agents.table_store import store_url
 from agents.watermark import Watermark
 from pipeline.kafka_options import faust_credentials
 from pipeline.metrics import (
@@ -77,11 +79,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     """Build the app and everything on it; nothing connects to Kafka until it runs."""
     registry = registry or CollectorRegistry(auto_describe=False)
     data_dir = settings.data_dir or Path(tempfile.mkdtemp(prefix="cxpulse-worker-"))
+    register_stores()
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
         broker_credentials=faust_credentials(settings),
-        store="memory://",
+        store=store_url(settings.store, settings.store_memory_mib),
         datadir=str(data_dir),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
