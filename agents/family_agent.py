@@ -10,6 +10,10 @@ One agent rather than one per family: each Faust stream costs its per-message ov
 A view per partition (totals, indexes) is rebuilt from the table on every recovery and dropped
 when the partition is revoked; timers (`register_timers`) settle what the watermark decides.
 
+Table `event_positions`, keyed by the `cx.events` partition: the next offset the agent must
+process there, stored once the batch's state is with the broker; an offset read past it is a
+gap Faust skipped, sought back and never applied across (`agents.positions`).
+
 Bad event (only possible if something other than `validate_events` writes `cx.events`):
 dead-lettered with reason and detail, the partition goes on. A redelivered message (same
 `cx-source`) is skipped: that is what makes restarts exact.
@@ -26,6 +30,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import faust
+import orjson
+from faust.types import TP
 
 from agents.fatal import stop_worker
 from agents.ingest import WATERMARK_HEADER, dead_letter
@@ -143,6 +149,22 @@ def register_events_agent(
         for event_type in wiring.processor.family.types
     }
 
+    positions = app.Table(
+        "event_positions",
+        key_type=bytes,
+        value_type=bytes,
+        help="Per cx.events partition: the next offset apply_events must process.",
+    )
+
+    @positions.on_recover
+    async def restore_positions() -> None:
+        topic = events.get_topic_name()
+        active = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
+        for key, raw in positions.data.items():
+            partition = int(key)
+            if partition in active:
+                runtime.positions.restore(f"{topic}:{partition}", orjson.loads(raw)["next"])
+
     async def agent(stream: Any) -> None:
         async for batch in stream.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_S):
             try:
@@ -161,8 +183,18 @@ def register_events_agent(
         changed: set[tuple[int, str]] = set()
         rejected: list[tuple[Any, Rejection]] = []
         lags: list[tuple[str, int]] = []
+        moved: dict[int, int] = {}
+        gaps: dict[TP, int] = {}
+        now = time.monotonic()
         for event in batch:
             message = event.message
+            ref = f"{message.topic}:{message.partition}"
+            verdict = runtime.positions.verdict(ref, message.offset, now)
+            if verdict != "apply":
+                if verdict == "gap":
+                    gaps[message.tp] = message.offset
+                continue
+            moved[message.partition] = runtime.positions.expected(ref) or 0
             headers = dict(message.headers or ())
             runtime.note_processed(
                 EVENTS_AGENT, message.partition, message.offset, headers.get(WATERMARK_HEADER)
@@ -206,9 +238,19 @@ def register_events_agent(
             if wiring.after_batch is not None:
                 await wiring.after_batch()
         await asyncio.gather(*written)
-        now = time.time()
+        # only now: a position is stored once everything before it is with the broker
+        await asyncio.gather(
+            *(
+                write_with_changelog(
+                    positions, partition, str(partition).encode(), orjson.dumps({"next": offset})
+                )
+                for partition, offset in moved.items()
+            )
+        )
+        await runtime.close_gaps(gaps)
+        wall = time.time()
         runtime.recorder.events_processed(
-            EVENTS_AGENT, [(channel, now - at_ms / 1000) for channel, at_ms in lags]
+            EVENTS_AGENT, [(channel, wall - at_ms / 1000) for channel, at_ms in lags]
         )
 
     agent.__name__ = agent.__qualname__ = EVENTS_AGENT

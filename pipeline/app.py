@@ -39,6 +39,7 @@ from pipeline.metrics import (
     StreamMetrics,
     build_stream_metrics,
 )
+from pipeline.offset_probe import offset_probe
 from pipeline.settings import Settings
 from pipeline.topics import Topics, declare_topics
 from pipeline.watermark_exchange import register as share_watermark
@@ -151,6 +152,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         return position
 
     runtime.events_position = events_position
+
+    async def seek_input(tp: TP, offset: int) -> None:
+        await app.consumer.seek(tp, offset)
+
+    runtime.probe_offset = offset_probe(settings)
+    runtime.seek_input = seek_input
     _forget_revoked(app, runtime, settings)
     registry.register(KpiCollector(runtime))
     registry.register(ConsumerLagCollector(lambda: _consumer_lag(app)))
@@ -177,6 +184,7 @@ def _forget_revoked(app: faust.App, runtime: Runtime, settings: Settings) -> Non
         runtime.forget_partitions(
             {tp.partition for tp in revoked if tp.topic == settings.events_topic},
             {f"{tp.topic}:{tp.partition}" for tp in revoked if tp.topic in sources},
+            {f"{tp.topic}:{tp.partition}" for tp in revoked},
         )
 
     app.on_partitions_revoked.connect(on_revoked)
