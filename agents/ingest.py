@@ -11,6 +11,9 @@ Output: `cx.events` keyed by `customer_id` with the normalised event and headers
 coordinates, reason).
 Metrics: `cx_events_rejected_total{reason}`, `cx_events_late_total{channel}`, the watermark.
 
+A source partition's `next` offset is also the position ingest checks each message against
+(`agents.positions`): an offset read past it is a gap Faust skipped, sought back to.
+
 Bad event: dead-lettered and counted; the partition goes on. What stops the worker: only a
 failure to produce to Kafka (Faust crashes the worker rather than commit past lost output).
 """
@@ -25,10 +28,12 @@ from typing import Any
 
 import faust
 import orjson
+from faust.types import TP
 
 from agents.fatal import stop_worker
 from agents.ingest_logic import SourcePartitionState, late_key, rejected_key
 from agents.runtime import Runtime
+from agents.table_store import write_with_changelog
 from schemas.validate import Rejection
 
 log = logging.getLogger(__name__)
@@ -79,6 +84,7 @@ def register(
             if ref in active:
                 state = SourcePartitionState.from_json(orjson.loads(raw))
                 runtime.sources[ref] = state
+                runtime.positions.restore(ref, state.next_offset)
                 if state.latest_ms is not None:
                     runtime.watermark.restore(ref, state.latest_ms, time.monotonic())
         for ref in runtime.watermark.partitions():
@@ -109,12 +115,19 @@ async def _ingest(runtime: Runtime, table: Any, events: Any, dlq: Any, batch: li
     # their stamp; a stamp older than the watermark at the send is safe (timers act later)
     watermark = runtime.watermark.value_ms(time.monotonic())
     stamp = None if watermark is None else str(watermark).encode()
+    gaps: dict[TP, int] = {}
+    now = time.monotonic()
     for item in batch:
         message = item.message
         ref = f"{message.topic}:{message.partition}"
+        verdict = runtime.positions.verdict(ref, message.offset, now)
+        if verdict != "apply":
+            if verdict == "gap":
+                gaps[message.tp] = message.offset
+            continue
         state = runtime.sources.get(ref)
         if state is None:
-            raw = table.data.get(ref.encode())
+            raw = table.data.get_in(message.partition, ref.encode())
             state = (
                 SourcePartitionState()
                 if raw is None
@@ -147,8 +160,7 @@ async def _ingest(runtime: Runtime, table: Any, events: Any, dlq: Any, batch: li
         )
     written = []
     for ref, (partition, state) in touched.items():
-        key = ref.encode()
         value = orjson.dumps(state.to_json())
-        table.data[key] = value
-        written.append(table.send_changelog(partition, key, value))
+        written.append(write_with_changelog(table, partition, ref.encode(), value))
     await asyncio.gather(*written)
+    await runtime.close_gaps(gaps)
