@@ -106,16 +106,17 @@ def register(
 
 async def _ingest(runtime: Runtime, table: Any, events: Any, dlq: Any, batch: list[Any]) -> None:
     """Validate and forward a batch, then store each source partition's bookkeeping once.
-    Faust acks the batch's offsets once this returns; events and dead letters are with the
-    Kafka client by then (Faust's commit flushes it), the bookkeeping's changelog messages are
-    awaited until the broker has them (Faust's own flush of its buffer can give up early, see
-    `agents.family_agent`)."""
+    Faust acks the batch's offsets once this returns. Events and dead letters are awaited
+    until the broker has them before the bookkeeping is written (it holds the position past
+    them, `agents.positions`), and the bookkeeping's changelog messages too (Faust's own flush
+    of its buffer can give up early, see `agents.family_agent`)."""
     touched: dict[str, tuple[int, SourcePartitionState]] = {}
     # once per batch: it looks at every source partition. The events of the batch carry it as
     # their stamp; a stamp older than the watermark at the send is safe (timers act later)
     watermark = runtime.watermark.value_ms(time.monotonic())
     stamp = None if watermark is None else str(watermark).encode()
     gaps: dict[TP, int] = {}
+    sent: list[Any] = []
     now = time.monotonic()
     for item in batch:
         message = item.message
@@ -139,7 +140,7 @@ async def _ingest(runtime: Runtime, table: Any, events: Any, dlq: Any, batch: li
         result = runtime.validator.validate(message.value or b"", kind)
         if isinstance(result, Rejection):
             log.debug("dead-lettering %s@%s: %s", ref, message.offset, result.detail)
-            await dlq.send(key=message.key, value=dead_letter(message, result))
+            sent.append(await dlq.send(key=message.key, value=dead_letter(message, result)))
             state.record(message.offset, None, rejected_key(result.reason))
             continue
         late = runtime.watermark.is_late(result.occurred_at_ms)
@@ -149,8 +150,10 @@ async def _ingest(runtime: Runtime, table: Any, events: Any, dlq: Any, batch: li
         ]
         if stamp is not None:
             headers.append((WATERMARK_HEADER, stamp))
-        await events.send(
-            key=result.customer_id.encode(), value=orjson.dumps(result.payload), headers=headers
+        sent.append(
+            await events.send(
+                key=result.customer_id.encode(), value=orjson.dumps(result.payload), headers=headers
+            )
         )
         # observed once sent: what this worker reports to the others covers only events
         # already on their way (see pipeline.watermark_exchange)
@@ -158,6 +161,8 @@ async def _ingest(runtime: Runtime, table: Any, events: Any, dlq: Any, batch: li
         state.record(
             message.offset, result.occurred_at_ms, late_key(result.channel) if late else None
         )
+    # the bookkeeping (the partition's position) only once what it covers is with the broker
+    await asyncio.gather(*sent)
     written = []
     for ref, (partition, state) in touched.items():
         value = orjson.dumps(state.to_json())

@@ -48,8 +48,11 @@ class Sent:
 
     messages: list[dict[str, Any]] = field(default_factory=list)
 
-    async def send(self, **kwargs: Any) -> None:
+    async def send(self, **kwargs: Any) -> asyncio.Future[None]:
+        """As Faust's `send`: the message is queued, the returned future completes once the
+        broker has it (at once here)."""
         self.messages.append(kwargs)
+        return _delivered(None, b"", b"")
 
 
 @dataclass
