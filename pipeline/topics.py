@@ -19,7 +19,6 @@ from pipeline.settings import Settings
 
 TABLES = (
     "source_partitions",
-    "event_positions",
     "customer_conversations",
     "customer_feedback",
     "customer_orders",
