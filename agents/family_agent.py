@@ -10,6 +10,10 @@ One agent rather than one per family: each Faust stream costs its per-message ov
 A view per partition (totals, indexes) is rebuilt from the table on every recovery and dropped
 when the partition is revoked; timers (`register_timers`) settle what the watermark decides.
 
+Table `event_positions`, keyed by the `cx.events` partition: the next offset the agent must
+process there, stored once the batch's state is with the broker; an offset read past it is a
+gap Faust skipped, sought back and never applied across (`agents.positions`).
+
 Bad event (only possible if something other than `validate_events` writes `cx.events`):
 dead-lettered with reason and detail, the partition goes on. A redelivered message (same
 `cx-source`) is skipped: that is what makes restarts exact.
@@ -18,6 +22,7 @@ dead-lettered with reason and detail, the partition goes on. A redelivered messa
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,11 +30,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import faust
+import orjson
+from faust.types import TP
 
 from agents.fatal import stop_worker
 from agents.ingest import WATERMARK_HEADER, dead_letter
 from agents.processor import FamilyProcessor
 from agents.runtime import Runtime
+from agents.table_store import write_with_changelog
 from schemas.validate import Rejection
 
 log = logging.getLogger(__name__)
@@ -40,25 +48,26 @@ BATCH_WITHIN_S = 0.1
 
 
 class TablePort:
-    """Get and put customer state in a Faust table, naming the changelog partition (a batch
-    holds events of several partitions, so the stream's current event cannot name it)."""
+    """Get and put customer state in a Faust table by partition (`agents.table_store`: a
+    batch holds events of several partitions, so the stream's current event cannot name it)."""
 
     def __init__(self, table: Any) -> None:
         self.table = table
 
-    def get(self, customer_id: str) -> bytes | None:
-        value: bytes | None = self.table.data.get(customer_id.encode())
+    def get(self, partition: int, customer_id: str) -> bytes | None:
+        value: bytes | None = self.table.data.get_in(partition, customer_id.encode())
         return value
 
     def write(self, partition: int, customer_id: str, value: bytes) -> Awaitable[Any]:
         """Store and queue the changelog message; the returned future completes once the
-        broker has it."""
-        key = customer_id.encode()
-        self.table.data[key] = value
-        written: Awaitable[Any] = self.table.send_changelog(partition, key, value)
-        return written
+        broker has it (and the store has the value for good)."""
+        return write_with_changelog(self.table, partition, customer_id.encode(), value)
 
-    def put_outside(self, partition: int) -> Any:
+    def getter(self, partition: int) -> Callable[[str], bytes | None]:
+        """A reader bound to one partition, for the watermark timers."""
+        return functools.partial(self.get, partition)
+
+    def put_outside(self, partition: int) -> Callable[[str, bytes], None]:
         """A writer bound to one partition, for the watermark timers."""
 
         def put(customer_id: str, value: bytes) -> None:
@@ -67,9 +76,13 @@ class TablePort:
 
         return put
 
-    def keep(self, customer_id: str, value: bytes) -> None:
-        """Store in memory only, no changelog message: for state a restart derives again."""
-        self.table.data[customer_id.encode()] = value
+    def keeper(self, partition: int) -> Callable[[str, bytes], None]:
+        """Store without a changelog message, for state a restart derives again."""
+
+        def keep(customer_id: str, value: bytes) -> None:
+            self.table.data.keep(partition, customer_id.encode(), value)
+
+        return keep
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +149,22 @@ def register_events_agent(
         for event_type in wiring.processor.family.types
     }
 
+    positions = app.Table(
+        "event_positions",
+        key_type=bytes,
+        value_type=bytes,
+        help="Per cx.events partition: the next offset apply_events must process.",
+    )
+
+    @positions.on_recover
+    async def restore_positions() -> None:
+        topic = events.get_topic_name()
+        active = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
+        for key, raw in positions.data.items():
+            partition = int(key)
+            if partition in active:
+                runtime.positions.restore(f"{topic}:{partition}", orjson.loads(raw)["next"])
+
     async def agent(stream: Any) -> None:
         async for batch in stream.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_S):
             try:
@@ -154,8 +183,18 @@ def register_events_agent(
         changed: set[tuple[int, str]] = set()
         rejected: list[tuple[Any, Rejection]] = []
         lags: list[tuple[str, int]] = []
+        moved: dict[int, int] = {}
+        gaps: dict[TP, int] = {}
+        now = time.monotonic()
         for event in batch:
             message = event.message
+            ref = f"{message.topic}:{message.partition}"
+            verdict = runtime.positions.verdict(ref, message.offset, now)
+            if verdict != "apply":
+                if verdict == "gap":
+                    gaps[message.tp] = message.offset
+                continue
+            moved[message.partition] = runtime.positions.expected(ref) or 0
             headers = dict(message.headers or ())
             runtime.note_processed(
                 EVENTS_AGENT, message.partition, message.offset, headers.get(WATERMARK_HEADER)
@@ -177,7 +216,7 @@ def register_events_agent(
                 key = (index, customer_id)
                 entry = states.get(key)
                 if entry is None:
-                    raw = families[index].port.get(customer_id)
+                    raw = families[index].port.get(message.partition, customer_id)
                     entry = states[key] = (processor.load(raw), message.partition)
                 applied = processor.apply(
                     entry[0], message.partition, message.offset, result, source_ref
@@ -199,9 +238,19 @@ def register_events_agent(
             if wiring.after_batch is not None:
                 await wiring.after_batch()
         await asyncio.gather(*written)
-        now = time.time()
+        # only now: a position is stored once everything before it is with the broker
+        await asyncio.gather(
+            *(
+                write_with_changelog(
+                    positions, partition, str(partition).encode(), orjson.dumps({"next": offset})
+                )
+                for partition, offset in moved.items()
+            )
+        )
+        await runtime.close_gaps(gaps)
+        wall = time.time()
         runtime.recorder.events_processed(
-            EVENTS_AGENT, [(channel, now - at_ms / 1000) for channel, at_ms in lags]
+            EVENTS_AGENT, [(channel, wall - at_ms / 1000) for channel, at_ms in lags]
         )
 
     agent.__name__ = agent.__qualname__ = EVENTS_AGENT
@@ -253,11 +302,13 @@ def register_timers(
             if watermark is None:
                 continue
             put = port.put_outside(partition)
-            keep = port.keep if unchanged_in_memory else None
+            keep = port.keeper(partition) if unchanged_in_memory else None
             # in slices, yielding between them: a watermark jump (a replay, an idle source
             # let go) can make thousands of timers due at once
             while (
-                processor.fire_timers(partition, watermark, port.get, put, TIMERS_PER_SLICE, keep)
+                processor.fire_timers(
+                    partition, watermark, port.getter(partition), put, TIMERS_PER_SLICE, keep
+                )
                 == TIMERS_PER_SLICE
             ):
                 if after is not None:

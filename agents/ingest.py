@@ -11,6 +11,9 @@ Output: `cx.events` keyed by `customer_id` with the normalised event and headers
 coordinates, reason).
 Metrics: `cx_events_rejected_total{reason}`, `cx_events_late_total{channel}`, the watermark.
 
+A source partition's `next` offset is also the position ingest checks each message against
+(`agents.positions`): an offset read past it is a gap Faust skipped, sought back to.
+
 Bad event: dead-lettered and counted; the partition goes on. What stops the worker: only a
 failure to produce to Kafka (Faust crashes the worker rather than commit past lost output).
 """
@@ -25,10 +28,12 @@ from typing import Any
 
 import faust
 import orjson
+from faust.types import TP
 
 from agents.fatal import stop_worker
 from agents.ingest_logic import SourcePartitionState, late_key, rejected_key
 from agents.runtime import Runtime
+from agents.table_store import write_with_changelog
 from schemas.validate import Rejection
 
 log = logging.getLogger(__name__)
@@ -79,6 +84,7 @@ def register(
             if ref in active:
                 state = SourcePartitionState.from_json(orjson.loads(raw))
                 runtime.sources[ref] = state
+                runtime.positions.restore(ref, state.next_offset)
                 if state.latest_ms is not None:
                     runtime.watermark.restore(ref, state.latest_ms, time.monotonic())
         for ref in runtime.watermark.partitions():
@@ -100,21 +106,29 @@ def register(
 
 async def _ingest(runtime: Runtime, table: Any, events: Any, dlq: Any, batch: list[Any]) -> None:
     """Validate and forward a batch, then store each source partition's bookkeeping once.
-    Faust acks the batch's offsets once this returns; events and dead letters are with the
-    Kafka client by then (Faust's commit flushes it), the bookkeeping's changelog messages are
-    awaited until the broker has them (Faust's own flush of its buffer can give up early, see
-    `agents.family_agent`)."""
+    Faust acks the batch's offsets once this returns. Events and dead letters are awaited
+    until the broker has them before the bookkeeping is written (it holds the position past
+    them, `agents.positions`), and the bookkeeping's changelog messages too (Faust's own flush
+    of its buffer can give up early, see `agents.family_agent`)."""
     touched: dict[str, tuple[int, SourcePartitionState]] = {}
     # once per batch: it looks at every source partition. The events of the batch carry it as
     # their stamp; a stamp older than the watermark at the send is safe (timers act later)
     watermark = runtime.watermark.value_ms(time.monotonic())
     stamp = None if watermark is None else str(watermark).encode()
+    gaps: dict[TP, int] = {}
+    sent: list[Any] = []
+    now = time.monotonic()
     for item in batch:
         message = item.message
         ref = f"{message.topic}:{message.partition}"
+        verdict = runtime.positions.verdict(ref, message.offset, now)
+        if verdict != "apply":
+            if verdict == "gap":
+                gaps[message.tp] = message.offset
+            continue
         state = runtime.sources.get(ref)
         if state is None:
-            raw = table.data.get(ref.encode())
+            raw = table.data.get_in(message.partition, ref.encode())
             state = (
                 SourcePartitionState()
                 if raw is None
@@ -126,7 +140,7 @@ async def _ingest(runtime: Runtime, table: Any, events: Any, dlq: Any, batch: li
         result = runtime.validator.validate(message.value or b"", kind)
         if isinstance(result, Rejection):
             log.debug("dead-lettering %s@%s: %s", ref, message.offset, result.detail)
-            await dlq.send(key=message.key, value=dead_letter(message, result))
+            sent.append(await dlq.send(key=message.key, value=dead_letter(message, result)))
             state.record(message.offset, None, rejected_key(result.reason))
             continue
         late = runtime.watermark.is_late(result.occurred_at_ms)
@@ -136,8 +150,10 @@ async def _ingest(runtime: Runtime, table: Any, events: Any, dlq: Any, batch: li
         ]
         if stamp is not None:
             headers.append((WATERMARK_HEADER, stamp))
-        await events.send(
-            key=result.customer_id.encode(), value=orjson.dumps(result.payload), headers=headers
+        sent.append(
+            await events.send(
+                key=result.customer_id.encode(), value=orjson.dumps(result.payload), headers=headers
+            )
         )
         # observed once sent: what this worker reports to the others covers only events
         # already on their way (see pipeline.watermark_exchange)
@@ -145,10 +161,11 @@ async def _ingest(runtime: Runtime, table: Any, events: Any, dlq: Any, batch: li
         state.record(
             message.offset, result.occurred_at_ms, late_key(result.channel) if late else None
         )
+    # the bookkeeping (the partition's position) only once what it covers is with the broker
+    await asyncio.gather(*sent)
     written = []
     for ref, (partition, state) in touched.items():
-        key = ref.encode()
         value = orjson.dumps(state.to_json())
-        table.data[key] = value
-        written.append(table.send_changelog(partition, key, value))
+        written.append(write_with_changelog(table, partition, ref.encode(), value))
     await asyncio.gather(*written)
+    await runtime.close_gaps(gaps)

@@ -10,17 +10,26 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from agents.config import KpiConfig
 from agents.ingest_logic import SourcePartitionState
 from agents.pipeline_core import Families
+from agents.positions import InputPositions, PositionGuard, Probe, Seek
 from agents.watermark import Watermark
 from schemas.validate import EventValidator
 
 
 async def _unknown_position(partition: int) -> int | None:
     return None
+
+
+async def _no_probe(tp: Any, offset: int) -> int | None:
+    return None
+
+
+async def _no_seek(tp: Any, offset: int) -> None:
+    raise RuntimeError(f"no consumer to seek {tp} back to {offset}")
 
 
 class Recorder(Protocol):
@@ -44,6 +53,13 @@ class Runtime:
     families: Families = field(init=False)
     #: source "topic:partition" -> its bookkeeping, for active source partitions only
     sources: dict[str, SourcePartitionState] = field(default_factory=dict)
+    #: "topic:partition" of every input partition (source and cx.events) -> the next offset
+    #: its agent must process (`agents.positions`)
+    positions: InputPositions = field(default_factory=InputPositions)
+    #: the broker's first offset at or after one (`agents.positions.Probe`), and the
+    #: consumer's seek, for closing gaps
+    probe_offset: Probe = field(default=_no_probe)
+    seek_input: Seek = field(default=_no_seek)
     #: (agent, cx.events partition) -> the ingest watermark stamped on the last message that
     #: agent processed there, and that message's offset
     processed_watermarks: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -78,8 +94,18 @@ class Runtime:
         if stamp is not None:
             self.processed_watermarks[(agent, partition)] = int(stamp)
 
-    def forget_partitions(self, events_partitions: set[int], source_refs: set[str]) -> None:
-        """Partitions moved to another worker: stop exporting, timing and tracking them."""
+    async def close_gaps(self, gaps: dict[Any, int]) -> None:
+        """Seek input partitions with a gap back (`agents.positions`)."""
+        if gaps:
+            await PositionGuard(self.positions, self.probe_offset, self.seek_input).close_gaps(gaps)
+
+    def forget_partitions(
+        self, events_partitions: set[int], source_refs: set[str], input_refs: set[str]
+    ) -> None:
+        """Partitions moved to another worker: stop exporting, timing and tracking them
+        (`input_refs`: "topic:partition" of each, for their positions)."""
+        for ref in input_refs:
+            self.positions.forget(ref)
         for partition in events_partitions:
             for agent in self.event_agents:
                 self.processed_watermarks.pop((agent, partition), None)

@@ -219,10 +219,13 @@ class Bench:
             capture_output=True,
         )
 
-    def _start_worker(self, namespace: Namespace, name: str) -> WorkerProcess:
+    def _start_worker(
+        self, namespace: Namespace, name: str, data_dir: str | None = None
+    ) -> WorkerProcess:
+        """A worker with its own data dir, or the one named `data_dir` (a restart)."""
         port = free_port()
         env = self._env(namespace, port)
-        env["CXPULSE_DATA_DIR"] = str(self.work / f"{name}-data")
+        env["CXPULSE_DATA_DIR"] = str(self.work / f"{data_dir or name}-data")
         worker = WorkerProcess(env, port, self.work / f"{name}.log")
         worker.start()
         self.workers.append(worker)
@@ -486,33 +489,37 @@ class Bench:
         records = changelog_records(self.bootstrap, namespace.app_id)
         self.summary["changelog_records"] = records
         self.log(f"recovery: worker stopped (SIGTERM); {records:,} records in its changelogs; "
-                 "starting a new one on the same state")  # fmt: skip
-        restarted = self._start_worker(namespace, "worker-state-restarted")
-        started = restarted.started_at
-        recovered_at = self._wait_same(restarted, before)
+                 "restarting it on its data dir")  # fmt: skip
+        restarted = self._start_worker(namespace, "worker-state-restarted", "worker-state")
+        recovery_s = self._wait_same(restarted, before)
         rss_after, _ = restarted.rss_bytes()
-        self.summary.update(
-            recovery_s=None if recovered_at is None else recovered_at - started,
-            rss_after_recovery_bytes=rss_after,
-        )
-        if recovered_at is not None:
-            self.log(f"recovery: same /metrics totals {recovered_at - started:.1f}s after the "
-                     f"restart; RSS {rss_after / 2**20:,.0f} MiB")  # fmt: skip
+        self.summary.update(recovery_s=recovery_s, rss_after_recovery_bytes=rss_after)
+        if recovery_s is not None:
+            self.log(f"recovery: same /metrics totals {recovery_s:.1f}s after the restart; "
+                     f"RSS {rss_after / 2**20:,.0f} MiB")  # fmt: skip
         restarted.stop()
+        self.log("recovery: a worker on an empty data dir (replays the changelogs)")
+        fresh = self._start_worker(namespace, "worker-state-fresh")
+        fresh_s = self._wait_same(fresh, before)
+        self.summary["recovery_fresh_s"] = fresh_s
+        if fresh_s is not None:
+            self.log(f"recovery: same /metrics totals {fresh_s:.1f}s after the start")
+        fresh.stop()
 
     def _wait_same(self, worker: WorkerProcess, before: dict[Any, float]) -> float | None:
+        """Seconds from the worker's start until its `/metrics` totals equal `before`."""
         deadline = time.monotonic() + RECOVERY_TIMEOUT_S
         reported = time.monotonic()
         last: dict[Any, float] = {}
         while time.monotonic() < deadline:
             if not worker.alive():
-                raise RuntimeError(f"the restarted worker exited:\n{worker.log_tail()}")
+                raise RuntimeError(f"the recovering worker exited:\n{worker.log_tail()}")
             text = worker.scrape()
             now = time.monotonic()
             if text is not None:
                 last = summed_series(text)
                 if last == before:
-                    return now
+                    return now - worker.started_at
             if now - reported >= 5.0:
                 reported = now
                 state = "not up"

@@ -29,6 +29,8 @@ from agents import churn_risk, commerce, feedback, ingest, kpi_snapshots, servic
 from agents.family_agent import register_events_agent
 from agents.fatal import stop_worker
 from agents.runtime import Runtime
+from agents.table_store import register as register_stores
+from agents.table_store import store_url
 from agents.watermark import Watermark
 from pipeline.kafka_options import faust_credentials
 from pipeline.metrics import (
@@ -37,6 +39,7 @@ from pipeline.metrics import (
     StreamMetrics,
     build_stream_metrics,
 )
+from pipeline.offset_probe import offset_probe
 from pipeline.settings import Settings
 from pipeline.topics import Topics, declare_topics
 from pipeline.watermark_exchange import register as share_watermark
@@ -77,11 +80,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     """Build the app and everything on it; nothing connects to Kafka until it runs."""
     registry = registry or CollectorRegistry(auto_describe=False)
     data_dir = settings.data_dir or Path(tempfile.mkdtemp(prefix="cxpulse-worker-"))
+    register_stores()
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
         broker_credentials=faust_credentials(settings),
-        store="memory://",
+        store=store_url(settings.store, settings.store_memory_mib),
         datadir=str(data_dir),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
@@ -148,6 +152,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         return position
 
     runtime.events_position = events_position
+
+    async def seek_input(tp: TP, offset: int) -> None:
+        await app.consumer.seek(tp, offset)
+
+    runtime.probe_offset = offset_probe(settings)
+    runtime.seek_input = seek_input
     _forget_revoked(app, runtime, settings)
     registry.register(KpiCollector(runtime))
     registry.register(ConsumerLagCollector(lambda: _consumer_lag(app)))
@@ -174,6 +184,7 @@ def _forget_revoked(app: faust.App, runtime: Runtime, settings: Settings) -> Non
         runtime.forget_partitions(
             {tp.partition for tp in revoked if tp.topic == settings.events_topic},
             {f"{tp.topic}:{tp.partition}" for tp in revoked if tp.topic in sources},
+            {f"{tp.topic}:{tp.partition}" for tp in revoked},
         )
 
     app.on_partitions_revoked.connect(on_revoked)

@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     metrics_host: str = "0.0.0.0"
     metrics_port: int = Field(9110, ge=0, le=65535)
     data_dir: Path | None = None
+    #: where table state lives: RocksDB under `data_dir` (on disk, bounded memory, a restart on
+    #: the same data dir reads only the changelog's tail) or the Python heap
+    store: Literal["rocksdb", "memory"] = "rocksdb"
+    #: RocksDB block cache, memtables charged to it, shared by every table of the worker
+    store_memory_mib: int = Field(128, ge=16)
 
     frt_targets: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_FRT_TARGETS_S))
     fcr_horizon_s: float = Field(7 * 86400, gt=0)

@@ -19,6 +19,7 @@ from pipeline.settings import Settings
 
 TABLES = (
     "source_partitions",
+    "event_positions",
     "customer_conversations",
     "customer_feedback",
     "customer_orders",

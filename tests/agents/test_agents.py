@@ -1,8 +1,8 @@
 """The real agents of `pipeline.app`, driven through Faust's test context (no broker).
 
 `agent.test_context()` swaps each agent's topic for an in-memory channel; tables use the
-`memory://` store `create_app` configures. Sends to `cx.events` and `cx.dlq` are captured by
-replacing the topics' `send` with a recorder; changelog messages count as delivered at once
+in-memory store (`Settings(store="memory")`). Sends to `cx.events` and `cx.dlq` are captured
+by replacing the topics' `send` with a recorder; changelog messages count as delivered at once
 (no producer runs: the agents wait for their batch's changelog messages to be delivered).
 KPIs are read from the worker's own fresh `CollectorRegistry`, as `/metrics` would serve them.
 
@@ -48,8 +48,11 @@ class Sent:
 
     messages: list[dict[str, Any]] = field(default_factory=list)
 
-    async def send(self, **kwargs: Any) -> None:
+    async def send(self, **kwargs: Any) -> asyncio.Future[None]:
+        """As Faust's `send`: the message is queued, the returned future completes once the
+        broker has it (at once here)."""
         self.messages.append(kwargs)
+        return _delivered(None, b"", b"")
 
 
 @dataclass
@@ -69,10 +72,11 @@ def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Harness:
         metrics_port=0,
         data_dir=tmp_path,
         source_topics={"chat": SOURCE_TOPIC},
+        store="memory",
     )
     worker = create_app(settings, CollectorRegistry())
     worker.app.finalize()
-    assert worker.app.conf.store.scheme == "memory"
+    assert worker.app.conf.store.scheme == "cxmemory"
     events, dlq = Sent(), Sent()
     monkeypatch.setattr(worker.topics.events, "send", events.send)
     monkeypatch.setattr(worker.topics.dlq, "send", dlq.send)
@@ -255,7 +259,7 @@ def _settle(harness: Harness, watermark_ms: int) -> int:
         table.data[customer_id.encode()] = value
 
     fired: int = harness.worker.runtime.families.service.fire_timers(
-        EVENTS_PARTITION, watermark_ms, TablePort(table).get, put
+        EVENTS_PARTITION, watermark_ms, TablePort(table).getter(EVENTS_PARTITION), put
     )
     return fired
 

@@ -27,6 +27,7 @@ MEASURES = (
     "p99_latency_s",
     "rss_bytes",
     "recovery_s",
+    "recovery_fresh_s",
 )
 TARGETS = ("ours_vs_raw", "ours_vs_peer", "events_per_s", "rss_1m_customers")
 
