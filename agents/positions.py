@@ -16,6 +16,11 @@ asks the broker what it holds at the position (`PositionGuard`), and seeks the p
 there, holding every later message until the missing ones arrive. Offsets the broker does not
 hold (transaction markers, compaction, retention) are stepped over, with a warning. Between
 recoveries Faust delivers a partition in order, and offsets are not checked.
+
+A seek back can come to nothing: Faust's fetch loop may still be handing out messages it
+fetched before the seek, and then it drops the refetched ones as below what it has read. So
+a rewind that has not reached the position after `REWIND_RETRY_S` is sought again, from a timer
+(`overdue`) rather than on the next message: once a replay is over no next message comes.
 """
 
 from __future__ import annotations
@@ -38,6 +43,12 @@ Probe = Callable[[TP, int], Awaitable[int | None]]
 Seek = Callable[[TP, int], Awaitable[None]]
 
 
+def topic_partition(ref: str) -> tuple[str, int]:
+    """The topic and partition of a "topic:partition" reference."""
+    topic, partition = ref.rsplit(":", 1)
+    return topic, int(partition)
+
+
 @dataclass(slots=True)
 class _Cursor:
     #: the next offset to process
@@ -46,6 +57,8 @@ class _Cursor:
     checking: bool = False
     #: monotonic time of the last seek back, while one is under way
     rewound_at: float | None = None
+    #: the offset read past the position that started the rewind (for the log)
+    read_past: int = -1
 
 
 class InputPositions:
@@ -78,7 +91,7 @@ class InputPositions:
           the partition is not checked (nothing stored, or the position already read);
         - `gap`: do not apply; find out what the broker holds at `expected(ref)` and seek
           back (`PositionGuard.close_gaps`);
-        - `hold`: a seek back is under way; do not apply.
+        - `hold`: a seek back is under way (`overdue` says when to seek again); do not apply.
         """
         cursor = self._cursors.get(ref)
         if cursor is None:
@@ -92,10 +105,20 @@ class InputPositions:
                 cursor.expected = offset + 1
                 cursor.checking, cursor.rewound_at = False, None
             return "apply"
-        if cursor.rewound_at is not None and now - cursor.rewound_at < REWIND_RETRY_S:
+        if cursor.rewound_at is not None:
             return "hold"
-        cursor.rewound_at = now
+        cursor.rewound_at, cursor.read_past = now, offset
         return "gap"
+
+    def overdue(self, now: float) -> dict[str, int]:
+        """Partitions whose seek back has not reached the position within `REWIND_RETRY_S`,
+        with the offset read past it: to be sought again (their clocks restart now)."""
+        due = {}
+        for ref, cursor in self._cursors.items():
+            if cursor.rewound_at is not None and now - cursor.rewound_at >= REWIND_RETRY_S:
+                cursor.rewound_at = now
+                due[ref] = cursor.read_past
+        return due
 
 
 @dataclass(slots=True)
@@ -106,9 +129,9 @@ class PositionGuard:
     probe: Probe
     seek: Seek
 
-    async def close_gaps(self, gaps: dict[TP, int]) -> None:
+    async def close_gaps(self, gaps: dict[TP, int], again: bool = False) -> None:
         """Seek each partition with a gap (and the offset read past it) back to its position,
-        or past offsets the broker does not hold."""
+        or past offsets the broker does not hold (`again`: an earlier seek came to nothing)."""
         for tp, offset in gaps.items():
             ref = f"{tp.topic}:{tp.partition}"
             position = self.positions.expected(ref)
@@ -123,9 +146,22 @@ class PositionGuard:
                 )  # fmt: skip
                 self.positions.skip_to(ref, first)
                 position = first
+            elif again:
+                log.warning(
+                    "%s: offset %d has not arrived since the seek back: seeking again",
+                    ref, position,
+                )  # fmt: skip
             else:
                 log.warning(
                     "%s: read offset %d while %d was not processed yet: seeking back",
                     ref, offset, position,
                 )  # fmt: skip
             await self.seek(tp, position)
+
+    async def retry_overdue(self, now: float) -> None:
+        """Seek again each partition whose seek back has not arrived (`InputPositions.overdue`);
+        called from a timer."""
+        overdue = self.positions.overdue(now)
+        if overdue:
+            gaps = {TP(*topic_partition(ref)): offset for ref, offset in overdue.items()}
+            await self.close_gaps(gaps, again=True)

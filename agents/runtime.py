@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from agents.config import KpiConfig
 from agents.ingest_logic import SourcePartitionState
 from agents.pipeline_core import Families
-from agents.positions import InputPositions, PositionGuard, Probe, Seek
+from agents.positions import InputPositions, PositionGuard, Probe, Seek, topic_partition
 from agents.watermark import Watermark
 from schemas.validate import EventValidator
 
@@ -99,6 +99,12 @@ class Runtime:
         if gaps:
             await PositionGuard(self.positions, self.probe_offset, self.seek_input).close_gaps(gaps)
 
+    async def retry_rewinds(self) -> None:
+        """Seek again the partitions whose seek back has not arrived (`InputPositions.overdue`),
+        from a timer: the message that would notice may never come."""
+        guard = PositionGuard(self.positions, self.probe_offset, self.seek_input)
+        await guard.retry_overdue(time.monotonic())
+
     def forget_partitions(
         self, events_partitions: set[int], source_refs: set[str], input_refs: set[str]
     ) -> None:
@@ -174,7 +180,7 @@ class Runtime:
     def ingest_totals_by_partition(self) -> dict[int, dict[str, int]]:
         merged: dict[int, dict[str, int]] = {}
         for ref, state in self.sources.items():
-            target = merged.setdefault(int(ref.rsplit(":", 1)[1]), {})
+            target = merged.setdefault(topic_partition(ref)[1], {})
             for key, value in state.totals.items():
                 target[key] = target.get(key, 0) + value
         return merged

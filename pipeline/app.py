@@ -46,6 +46,8 @@ from pipeline.watermark_exchange import register as share_watermark
 
 log = logging.getLogger(__name__)
 PRODUCER_BUFFER_MESSAGES = 20_000
+#: how often seeks back that have not arrived are looked for (`agents.positions`)
+REWIND_CHECK_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +160,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     runtime.probe_offset = offset_probe(settings)
     runtime.seek_input = seek_input
+
+    app.timer(REWIND_CHECK_S, name="retry_rewinds")(runtime.retry_rewinds)
+
     _forget_revoked(app, runtime, settings)
     registry.register(KpiCollector(runtime))
     registry.register(ConsumerLagCollector(lambda: _consumer_lag(app)))

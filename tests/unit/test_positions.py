@@ -35,12 +35,18 @@ def test_a_gap_after_a_recovery_is_reported_once_then_held_until_the_position_is
     assert positions.verdict("t:0", 101, 1.2) == "apply"
 
 
-def test_a_seek_that_brings_nothing_is_reported_again_after_a_while() -> None:
+def test_a_seek_that_brings_nothing_is_overdue_after_a_while_and_then_again() -> None:
     positions = InputPositions()
     positions.restore("t:0", 100)
+    positions.restore("t:1", 7)
     assert positions.verdict("t:0", 3100, 0.0) == "gap"
-    assert positions.verdict("t:0", 3101, REWIND_RETRY_S - 0.1) == "hold"
-    assert positions.verdict("t:0", 3102, REWIND_RETRY_S + 0.1) == "gap"
+    assert positions.verdict("t:0", 3102, REWIND_RETRY_S + 0.1) == "hold"  # retries: overdue
+    assert positions.overdue(REWIND_RETRY_S - 0.1) == {}
+    assert positions.overdue(REWIND_RETRY_S) == {"t:0": 3100}
+    assert positions.overdue(REWIND_RETRY_S + 0.1) == {}  # its clock restarted
+    assert positions.overdue(2 * REWIND_RETRY_S) == {"t:0": 3100}
+    assert positions.verdict("t:0", 100, 2 * REWIND_RETRY_S) == "apply"
+    assert positions.overdue(10 * REWIND_RETRY_S) == {}
 
 
 def test_once_the_position_is_read_offsets_are_not_checked() -> None:
@@ -95,3 +101,16 @@ def test_the_guard_steps_over_offsets_the_broker_no_longer_holds() -> None:
     assert positions.expected("t:0") == 250
     assert positions.verdict("t:0", 3101, 0.1) == "hold"  # the seek to 250 is under way
     assert positions.verdict("t:0", 250, 0.2) == "apply"
+
+
+def test_the_guard_seeks_again_when_nothing_arrived_without_waiting_for_a_message() -> None:
+    """After a replay no next message comes to notice that the seek back came to nothing."""
+    positions = InputPositions()
+    positions.restore("cx.events:3", 100)
+    assert positions.verdict("cx.events:3", 3100, 0.0) == "gap"
+    broker = _Broker(first_held=0)
+    guard = PositionGuard(positions, broker.probe, broker.seek)
+    asyncio.run(guard.close_gaps({TP("cx.events", 3): 3100}))
+    asyncio.run(guard.retry_overdue(REWIND_RETRY_S / 2))
+    asyncio.run(guard.retry_overdue(REWIND_RETRY_S))
+    assert broker.seeks == [(TP("cx.events", 3), 100)] * 2
