@@ -164,12 +164,26 @@ async def _partitions(consumer: AIOKafkaConsumer, topics: list[str]) -> list[Top
     return partitions
 
 
-def group_caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
-    """True when `group` has committed the end offset of every partition of `topics`."""
-    return asyncio.run(_group_caught_up(bootstrap, group, topics))
+@dataclass(frozen=True, slots=True)
+class GroupProgress:
+    """How far a consumer group's commits are from the end of its input, and how much its
+    app's changelogs hold: what moves while a worker settles after its last event (timers
+    writing state, the commit flushing them), when its counters no longer do."""
+
+    uncommitted: int  # input messages past the group's committed offsets
+    changelog_end: int  # the sum of the end offsets of the app's changelog partitions
+
+    @property
+    def caught_up(self) -> bool:
+        return self.uncommitted == 0
 
 
-async def _group_caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
+def group_progress(bootstrap: str, group: str, topics: list[str]) -> GroupProgress:
+    """Where `group` stands on `topics`, and its changelogs' size (the group is the app id)."""
+    return asyncio.run(_group_progress(bootstrap, group, topics))
+
+
+async def _group_progress(bootstrap: str, group: str, topics: list[str]) -> GroupProgress:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await consumer.start()
@@ -178,16 +192,16 @@ async def _group_caught_up(bootstrap: str, group: str, topics: list[str]) -> boo
         partitions = await _partitions(consumer, topics)
         ends = await consumer.end_offsets(partitions)
         committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+        changelogs = await _partitions(consumer, await _changelog_topics(consumer, group))
+        changelog_ends = await consumer.end_offsets(changelogs)
     finally:
         await consumer.stop()
         await admin.close()
+    uncommitted = 0
     for tp, end in ends.items():
-        if end == 0:
-            continue
         done = committed.get(tp)
-        if done is None or done.offset < end:
-            return False
-    return True
+        uncommitted += max(0, end - (0 if done is None else max(0, done.offset)))
+    return GroupProgress(uncommitted, sum(changelog_ends.values()))
 
 
 def changelog_records(bootstrap: str, app_id: str) -> int:
@@ -195,16 +209,19 @@ def changelog_records(bootstrap: str, app_id: str) -> int:
     return asyncio.run(_changelog_records(bootstrap, app_id))
 
 
+async def _changelog_topics(consumer: AIOKafkaConsumer, app_id: str) -> list[str]:
+    return [
+        name
+        for name in await consumer.topics()
+        if name.startswith(f"{app_id}-") and name.endswith("-changelog")
+    ]
+
+
 async def _changelog_records(bootstrap: str, app_id: str) -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        topics = [
-            name
-            for name in await consumer.topics()
-            if name.startswith(f"{app_id}-") and name.endswith("-changelog")
-        ]
-        partitions = await _partitions(consumer, topics)
+        partitions = await _partitions(consumer, await _changelog_topics(consumer, app_id))
         ends = await consumer.end_offsets(partitions)
         starts = await consumer.beginning_offsets(partitions)
     finally:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from bench.kafka_io import Namespace, group_caught_up
+from bench.kafka_io import GroupProgress, Namespace, group_progress
 
 Log = Callable[[str], None]
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
@@ -194,13 +194,17 @@ def wait_processed(
 
     `expected` (input messages, if known) is only reported against; the end is decided by
     the counters standing still and the group's committed offsets at the end of every
-    source and `cx.events` partition. Raises when nothing moves for `stall_timeout`.
+    source and `cx.events` partition. After its last event a worker may still be settling
+    (timers writing state, a commit flushing those writes) with its counters still: the
+    group's commits and the changelogs growing count as progress then, and are reported.
+    Raises when nothing of that moves for `stall_timeout`.
     """
     topics = [*namespace.source_topics.values(), namespace.events_topic]
     history: list[tuple[float, int]] = []
     first_at: float | None = None
     final: tuple[float, ...] | None = None
     final_since = 0.0
+    settling: GroupProgress | None = None
     moved_at = reported = time.monotonic()
     while True:
         if not worker.alive():
@@ -218,22 +222,38 @@ def wait_processed(
         print_ = now - reported >= _PROGRESS_EVERY_S
         if print_:
             reported = now
-            rate = done / (now - first_at) if first_at is not None and now > first_at else 0.0
-            of = f" of {expected:,}" if expected is not None else ""
-            log(f"  worker: {done:,}{of} messages processed ({rate:,.0f}/s)")
         fingerprint = _fingerprint(sums, text)
         if fingerprint != final:
-            final, final_since, moved_at = fingerprint, now, now
+            final, final_since, moved_at, settling = fingerprint, now, now, None
         elif (
             first_at is not None
             and now - final_since >= 2 * interval
             and (expected is None or done >= expected)
-            and group_caught_up(bootstrap, namespace.app_id, topics)
         ):
-            return Processed(done, first_at, final_since, history, text)
+            progress = group_progress(bootstrap, namespace.app_id, topics)
+            if progress.caught_up:
+                return Processed(done, first_at, final_since, history, text)
+            if settling is None or progress != settling:
+                moved_at = now
+            if print_:
+                written = 0 if settling is None else progress.changelog_end - settling.changelog_end
+                rss, _ = worker.rss_bytes()
+                log(
+                    f"  worker: {done:,} messages processed, settling: "
+                    f"{progress.uncommitted:,} not committed yet, {written:,} changelog "
+                    f"records written since the last report (RSS {rss / 2**20:,.0f} MiB)"
+                )
+            if settling is None or print_:
+                settling = progress
+            print_ = False
+        if print_:
+            rate = done / (now - first_at) if first_at is not None and now > first_at else 0.0
+            of = f" of {expected:,}" if expected is not None else ""
+            log(f"  worker: {done:,}{of} messages processed ({rate:,.0f}/s)")
         if now - moved_at > stall_timeout:
             raise RuntimeError(
-                f"the worker made no progress for {stall_timeout:.0f}s at {done} messages:\n"
+                f"the worker made no progress for {stall_timeout:.0f}s at {done} messages "
+                f"(counters, the group's commits and the changelogs all stood still):\n"
                 f"{worker.log_tail()}"
             )
         time.sleep(interval)
