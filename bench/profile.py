@@ -38,7 +38,7 @@ class Recording:
     def __init__(self, pid: int, svg: Path, collapsed: Path, rate: int = 100) -> None:
         executable = py_spy()
         if executable is None:
-            raise RuntimeError("py-spy is not installed: pip install -e .[bench]")
+            raise RuntimeError("py-spy is not installed: .venv/bin/pip install py-spy")
         svg.parent.mkdir(parents=True, exist_ok=True)
         common = [executable, "record", "--pid", str(pid), "--rate", str(rate)]
         self.collapsed = collapsed
