@@ -97,7 +97,8 @@ def register(
     async def validate_events(stream: Any) -> None:
         async for batch in stream.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_S):
             try:
-                await _ingest(runtime, table, events, dlq, batch)
+                with runtime.positions.batch():
+                    await _ingest(runtime, table, events, dlq, batch)
             except Exception as exc:
                 stop_worker("validate_events failed", exc)
 

@@ -70,6 +70,10 @@ class Runtime:
     #: the timers are listed in `timed_agents`
     timers_fired_to: dict[tuple[str, int], int] = field(default_factory=dict)
     timed_agents: set[str] = field(default_factory=set)
+    #: the cx.events topic (its partitions' positions are in `positions`)
+    events_topic: str = ""
+    #: "topic:partition" of an input partition -> its high-water mark, if known
+    input_end: Callable[[str], int | None] = lambda ref: None
     #: cx.events partition -> its high-water mark (next offset to be written), if known
     events_highwater: Callable[[int], int | None] = lambda partition: None
     #: cx.events partition -> the consumer's fetch position there, refreshed by the timers
@@ -94,16 +98,22 @@ class Runtime:
         if stamp is not None:
             self.processed_watermarks[(agent, partition)] = int(stamp)
 
+    def _guard(self) -> PositionGuard:
+        return PositionGuard(self.positions, self.probe_offset, self.seek_input, self.input_end)
+
     async def close_gaps(self, gaps: dict[Any, int]) -> None:
         """Seek input partitions with a gap back (`agents.positions`)."""
         if gaps:
-            await PositionGuard(self.positions, self.probe_offset, self.seek_input).close_gaps(gaps)
+            await self._guard().close_gaps(gaps)
 
-    async def retry_rewinds(self) -> None:
-        """Seek again the partitions whose seek back has not arrived (`InputPositions.overdue`),
-        from a timer: the message that would notice may never come."""
-        guard = PositionGuard(self.positions, self.probe_offset, self.seek_input)
+    async def retry_rewinds(self, rebalancing: bool = False) -> None:
+        """From a timer, as the message that would notice may never come: seek again the
+        partitions whose seek back has not arrived (`InputPositions.overdue`), and, unless a
+        rebalance holds the agents, seek back those that stalled (`InputPositions.stalled`)."""
+        guard = self._guard()
         await guard.retry_overdue(time.monotonic())
+        if not rebalancing:
+            await guard.unstick(self.positions.stalled(self.input_end), time.monotonic())
 
     def forget_partitions(
         self, events_partitions: set[int], source_refs: set[str], input_refs: set[str]
@@ -174,8 +184,14 @@ class Runtime:
             return processed + 1 >= highwater
         # nothing processed since this worker got the partition: caught up when everything
         # up to the high-water mark was committed before (the consumer starts fetching there)
+        # and the agent's own position is there too: after a crash Faust may have committed,
+        # and so fetched, past offsets never applied, and the agent holds the partition until
+        # they come back (`agents.positions`); ingest's watermark must not overtake them
         position = self.events_positions.get(partition)
-        return highwater == 0 or (position is not None and position >= highwater)
+        own = self.positions.expected(f"{self.events_topic}:{partition}")
+        return highwater == 0 or (
+            position is not None and position >= highwater and (own is None or own >= highwater)
+        )
 
     def ingest_totals_by_partition(self) -> dict[int, dict[str, int]]:
         merged: dict[int, dict[str, int]] = {}

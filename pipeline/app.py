@@ -19,6 +19,7 @@ from typing import Any
 
 import faust
 from aiohttp import web
+from aiokafka.errors import IllegalStateError
 from faust.exceptions import ConsumerNotStarted
 from faust.sensors import Sensor
 from faust.types import TP
@@ -28,6 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from agents import churn_risk, commerce, feedback, ingest, kpi_snapshots, service_levels
 from agents.family_agent import register_events_agent
 from agents.fatal import stop_worker
+from agents.positions import topic_partition
 from agents.runtime import Runtime
 from agents.table_store import register as register_stores
 from agents.table_store import store_url
@@ -112,6 +114,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         watermark=Watermark(kpi.allowed_lateness_ms, settings.idle_timeout_s),
         topic_kinds=settings.topic_kinds(),
         recorder=stream_metrics,
+        events_topic=settings.events_topic,
     )
     topics = declare_topics(app, settings)
     ingest.register(app, runtime, topics.sources, topics.events, topics.dlq)
@@ -156,12 +159,21 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     runtime.events_position = events_position
 
     async def seek_input(tp: TP, offset: int) -> None:
-        await app.consumer.seek(tp, offset)
+        # in the consumer's thread, as Faust's recovery seeks: aiokafka's seek is not thread-safe
+        try:
+            await app.consumer.seek_wait({tp: offset})
+        except IllegalStateError:  # revoked meanwhile: its new owner starts from its position
+            log.info("%s:%d was revoked before the seek to %d", tp.topic, tp.partition, offset)
 
     runtime.probe_offset = offset_probe(settings)
     runtime.seek_input = seek_input
 
-    app.timer(REWIND_CHECK_S, name="retry_rewinds")(runtime.retry_rewinds)
+    runtime.input_end = lambda ref: _highwater(app, *topic_partition(ref))
+
+    async def retry_rewinds() -> None:
+        await runtime.retry_rewinds(rebalancing=app.rebalancing)
+
+    app.timer(REWIND_CHECK_S, name="retry_rewinds")(retry_rewinds)
 
     _forget_revoked(app, runtime, settings)
     registry.register(KpiCollector(runtime))
@@ -175,7 +187,10 @@ def _highwater(app: faust.App, topic: str, partition: int) -> int | None:
     consumer = getattr(app, "_consumer", None)
     if consumer is None:
         return None
-    highwater: int | None = consumer.highwater(TP(topic, partition))
+    try:
+        highwater: int | None = consumer.highwater(TP(topic, partition))
+    except AssertionError:  # aiokafka: no longer assigned (a revocation under way)
+        return None
     return highwater
 
 

@@ -94,6 +94,19 @@ def _events_seen(pipeline: Pipeline, port: int | None = None) -> float:
     return sum(v for (name, _), v in samples.items() if name == "cx_events_total")
 
 
+def _wait_events(pipeline: Pipeline, point: float, timeout: float) -> float:
+    """Wait until the worker shows at least `point` events; return the count that did (a
+    scrape after it could time out under load and read as 0)."""
+    seen = [0.0]
+
+    def reached() -> bool:
+        seen[0] = _events_seen(pipeline)
+        return seen[0] >= point
+
+    wait_for(reached, timeout, f"{point:.0f} events")
+    return seen[0]
+
+
 def _stop(*workers: subprocess.Popen[bytes]) -> None:
     for worker in workers:
         if worker.poll() is None:
@@ -128,10 +141,7 @@ def test_sigkill_three_times_at_random_points_stays_exact(
     worker = pipeline.start_worker(**env)
     try:
         for point in kill_points:
-            wait_for(
-                lambda p=point: _events_seen(pipeline) >= p, CRASH_WAIT_S, f"{point:.0f} events"
-            )
-            seen = _events_seen(pipeline)
+            seen = _wait_events(pipeline, point, CRASH_WAIT_S)
             worker.send_signal(signal.SIGKILL)
             worker.wait(timeout=30)
             kills.append(seen)
@@ -147,7 +157,12 @@ def test_sigkill_three_times_at_random_points_stays_exact(
         _stop(worker)
     for key, expected in offline_kpi.items():
         assert {**snapshots[key], "partitions": 1} == expected, key
-    assert len(kills) == 3 and kills == sorted(kills) and kills[-1] < accepted, (kills, accepted)
+    # Each kill came mid-stream, once its point was reached. The counts need not rise from kill
+    # to kill: a restarted worker shows its last committed state, which can be below what the
+    # killed one had shown, and redoes the rest (a CI run killed at 18920, 22459, then 21965).
+    assert len(kills) == 3, kills
+    mid_stream = zip(kill_points, kills, strict=True)
+    assert all(p <= k < accepted for p, k in mid_stream), (kill_points, kills, accepted)
     print(f"{lines} lines, {accepted:.0f} accepted events, SIGKILL after {kills}")
 
 
