@@ -145,7 +145,10 @@ def worker(
         from pipeline.kafka_options import check_credentials
 
         check_credentials(settings)
-        faust_worker(create_app(settings), settings.log_level.lower()).execute_from_commandline()
+        bundle = create_app(settings)
+        faust_worker(
+            bundle, settings.log_level.lower(), settings.shutdown_timeout_s
+        ).execute_from_commandline()
 
     _run(go)
 

@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     watermark_interval_s: float = Field(1.0, gt=0)
     #: how long the group waits for a silent (killed) worker before moving its partitions
     session_timeout_s: float = Field(30, ge=6)
+    #: how long a worker's clean stop (SIGTERM, Ctrl-C) may take before it exits anyway, as a
+    #: crash would (exit 1; what it had not committed is redone on restart): with the broker
+    #: gone, Faust's stop waits out its request timeouts
+    shutdown_timeout_s: float = Field(30, gt=0)
     partitions: int = Field(6, ge=1, le=1024)
     replication_factor: int = Field(1, ge=1)
 

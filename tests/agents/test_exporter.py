@@ -19,7 +19,7 @@ def test_the_exporter_starts_before_the_app(tmp_path: Path) -> None:
         Settings(bootstrap_servers="localhost:1", metrics_port=0, data_dir=tmp_path),
         CollectorRegistry(),
     )
-    worker = faust_worker(bundle, "warning")
+    worker = faust_worker(bundle, "warning", shutdown_timeout_s=30)
     assert list(worker.on_init_dependencies()) == [bundle.exporter, bundle.app]
 
 

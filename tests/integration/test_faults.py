@@ -17,7 +17,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -225,13 +226,8 @@ def test_broker_restart_mid_stream_loses_nothing(pipeline: Pipeline, tmp_path: P
     first.write_bytes(b"".join(rows[: len(rows) // 2]))
     second.write_bytes(b"".join(rows[len(rows) // 2 :]))
     offline = summed_samples(pipeline.cli("compute", str(path)).decode())
-    broker = LocalBroker(port=free_port(), data_dir=tmp_path / "kafka")
-    broker.start()
-    pipeline.env["CXPULSE_BOOTSTRAP_SERVERS"] = broker.bootstrap
-    worker = None
-    try:
-        pipeline.cli("topics", "create")
-        worker = pipeline.start_worker()
+    with _own_broker(pipeline, tmp_path) as (broker, start_worker):
+        worker = start_worker()
         wait_for(lambda: pipeline.scrape() is not None, 90, "the worker's /metrics")
         pipeline.cli("replay", str(first))
         wait_for(lambda: _events_seen(pipeline) > 500, 120, "the worker to be busy")
@@ -243,11 +239,49 @@ def test_broker_restart_mid_stream_loses_nothing(pipeline: Pipeline, tmp_path: P
             lambda: _merged([pipeline.scrape()]), offline, 240, "live metrics to equal compute"
         )
         assert worker.poll() is None, "the worker exited during the broker restart"
+
+
+def test_a_worker_whose_broker_is_gone_stops_within_its_shutdown_timeout(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """With the broker gone, Faust's clean stop retries for its request timeouts (35 s here
+    without the deadline); SIGTERM must end the worker within CXPULSE_SHUTDOWN_TIMEOUT_S."""
+    with _own_broker(pipeline, tmp_path) as (broker, start_worker):
+        worker = start_worker(CXPULSE_SHUTDOWN_TIMEOUT_S="3")
+        wait_for(lambda: "[^Worker]: Ready" in pipeline.worker_log(), 90, "the worker")
+        broker.stop()
+        worker.terminate()
+        started = time.monotonic()
+        code = worker.wait(timeout=25)
+        log = pipeline.worker_log()
+        assert code in (0, 1), (code, log)
+        if code == 1:
+            assert "did not end in time (CXPULSE_SHUTDOWN_TIMEOUT_S)" in log, log
+        print(f"exit {code} {time.monotonic() - started:.1f} s after SIGTERM")
+
+
+@contextmanager
+def _own_broker(
+    pipeline: Pipeline, tmp_path: Path
+) -> Iterator[tuple[LocalBroker, Callable[..., subprocess.Popen[bytes]]]]:
+    """A broker of the test's own (to stop), its topics, and a way to start workers on it;
+    on the way out the workers and the broker stop, and a failure shows the worker's log."""
+    broker = LocalBroker(port=free_port(), data_dir=tmp_path / "kafka")
+    broker.start()
+    pipeline.env["CXPULSE_BOOTSTRAP_SERVERS"] = broker.bootstrap
+    workers: list[subprocess.Popen[bytes]] = []
+
+    def start_worker(**env: str) -> subprocess.Popen[bytes]:
+        workers.append(pipeline.start_worker(**env))
+        return workers[-1]
+
+    try:
+        pipeline.cli("topics", "create")
+        yield broker, start_worker
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{pipeline.worker_log()}") from None
     finally:
-        if worker is not None:
-            _stop(worker)
+        _stop(*workers)
         broker.stop()
 
 
