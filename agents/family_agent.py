@@ -168,8 +168,7 @@ def register_events_agent(
     async def agent(stream: Any) -> None:
         async for batch in stream.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_S):
             try:
-                with runtime.positions.batch():
-                    await handle(batch)
+                await handle(batch)
             except Exception as exc:
                 stop_worker(f"{EVENTS_AGENT} failed", exc)
 

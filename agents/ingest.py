@@ -97,8 +97,7 @@ def register(
     async def validate_events(stream: Any) -> None:
         async for batch in stream.take_events(BATCH_MAX_EVENTS, within=BATCH_WITHIN_S):
             try:
-                with runtime.positions.batch():
-                    await _ingest(runtime, table, events, dlq, batch)
+                await _ingest(runtime, table, events, dlq, batch)
             except Exception as exc:
                 stop_worker("validate_events failed", exc)
 

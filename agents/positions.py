@@ -28,24 +28,18 @@ fetched before the seek, and then it drops the refetched ones as below what it h
 a rewind that has not reached the position after `REWIND_RETRY_S` is sought again, from a timer
 (`overdue`) rather than on the next message: once a replay is over no next message comes.
 
-The same timer is the watchdog for a partition from which nothing comes at all: when Faust
-committed its whole log before a crash but the state holds an older position, the restarted
-consumer fetches nothing there, and no message ever shows the gap. So when the agents have
-waited `STALL_S` for messages (time spent on batches does not count) and none came from an
-input partition whose broker holds offsets past its position (`stalled`), the partition is
-sought back there and checked as after a recovery (the SIGKILL test sees it: a partition
-restarted at 6,614 read nothing while the broker held up to 10,358). A false alarm costs a
-seek and redeliveries the ledgers skip. Offsets the broker holds past the position
-but cannot deliver (a transaction marker at the end of a source partition) are found by the
-probe and leave the partition alone until its end moves.
+The same timer looks after a partition recovered but not read yet: when the consumer's
+position there is already past the stored position (Faust committed offsets never applied
+before a crash), the first message read would show the gap, but there may be none to read
+(the whole log was committed), so the partition is sought back at once (`unread`).
+That is the seek the first message would have caused; the SIGKILL test needs it (a partition
+restarted at 6,614 read nothing while the broker held up to 10,358).
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -57,12 +51,11 @@ Verdict = Literal["apply", "gap", "hold"]
 #: seconds a seek back may take before the partition is sought again (a consumer drops what
 #: it fetched below the offsets it has already read, so a first seek can come to nothing)
 REWIND_RETRY_S = 2.0
-#: seconds the agents may wait for messages while none comes from a partition whose broker
-#: holds offsets past its position, before it is sought back there (`InputPositions.stalled`)
-STALL_S = 5.0
 #: the broker's first offset at or after a given one (None: nothing there yet)
 Probe = Callable[[TP, int], Awaitable[int | None]]
 Seek = Callable[[TP, int], Awaitable[None]]
+#: the consumer's fetch position in a partition (None: unknown)
+Position = Callable[[TP], Awaitable[int | None]]
 
 
 def topic_partition(ref: str) -> tuple[str, int]:
@@ -84,48 +77,19 @@ class _Cursor:
     rewound_at: float | None = None
     #: the offset read past the position that started the rewind (for the log)
     read_past: int = -1
-    #: `InputPositions.idle_clock` when an offset was last read here (or sought after a stall)
-    read_at: float = 0.0
-    #: the partition's end when a probe found nothing deliverable from the position (a
-    #: transaction marker): not a stall until the end moves
-    quiet_end: int = -1
+    #: recovered and nothing read since: `InputPositions.unread` lists it
+    unread: bool = False
 
 
 class InputPositions:
     """Per input partition ("topic:partition"): what to do with each offset read."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self) -> None:
         self._cursors: dict[str, _Cursor] = {}
-        self._clock = clock
-        #: batches the agents are processing now; the seconds they spent waiting for messages
-        #: before `_waiting_since` (None while a batch is open)
-        self._open_batches = 0
-        self._waited_s = 0.0
-        self._waiting_since: float | None = clock()
-
-    @contextmanager
-    def batch(self) -> Iterator[None]:
-        """An agent processes a batch: time spent so does not count towards a stall."""
-        if self._waiting_since is not None:
-            self._waited_s += self._clock() - self._waiting_since
-            self._waiting_since = None
-        self._open_batches += 1
-        try:
-            yield
-        finally:
-            self._open_batches -= 1
-            if not self._open_batches:
-                self._waiting_since = self._clock()
-
-    def idle_clock(self) -> float:
-        """Seconds the agents have spent waiting for messages, with no batch open."""
-        if self._waiting_since is None:
-            return self._waited_s
-        return self._waited_s + self._clock() - self._waiting_since
 
     def restore(self, ref: str, next_offset: int) -> None:
         """The position stored with the partition's state (after a recovery)."""
-        self._cursors[ref] = _Cursor(next_offset, checking=True, read_at=self.idle_clock())
+        self._cursors[ref] = _Cursor(next_offset, checking=True, unread=True)
 
     def forget(self, ref: str) -> None:
         """The partition moved to another worker."""
@@ -151,9 +115,9 @@ class InputPositions:
         """
         cursor = self._cursors.get(ref)
         if cursor is None:
-            self._cursors[ref] = _Cursor(offset + 1, read_at=self.idle_clock())
+            self._cursors[ref] = _Cursor(offset + 1)
             return "apply"
-        cursor.read_at = self.idle_clock()
+        cursor.unread = False
         if not cursor.checking:
             cursor.expected = max(cursor.expected, offset + 1)
             return "apply"
@@ -170,11 +134,30 @@ class InputPositions:
         cursor.rewound_at, cursor.read_past = now, offset
         return "gap"
 
+    def unread(self) -> dict[str, int]:
+        """Partitions recovered but not read since, and not being sought back: their stored
+        positions (`PositionGuard.seek_unread_behind` compares them with the consumer's)."""
+        return {
+            ref: cursor.expected
+            for ref, cursor in self._cursors.items()
+            if cursor.unread and cursor.rewound_at is None
+        }
+
+    def is_unread(self, ref: str, expected: int) -> bool:
+        """Still as `unread` listed it (no message came, no seek started meanwhile)."""
+        cursor = self._cursors.get(ref)
+        return cursor is not None and cursor.unread and cursor.expected == expected
+
+    def leave_unread(self, ref: str) -> None:
+        """Nothing was skipped there: its first message, if any, is checked as usual."""
+        self._cursors[ref].unread = False
+
     def rewind(self, ref: str, now: float) -> None:
-        """A stalled partition is sought back to its position: check it as after a recovery,
-        holding what comes past the position until the position comes (`overdue` retries)."""
+        """The partition is sought back to its position without a message having shown the
+        gap: hold what comes past the position until it comes (`overdue` retries)."""
         cursor = self._cursors[ref]
         cursor.checking, cursor.rewound_at, cursor.read_past = True, now, -1
+        cursor.unread = False
 
     def sought(self, ref: str, end: int | None) -> None:
         """The partition is being sought back to its position; `end` is the broker's end as
@@ -182,26 +165,6 @@ class InputPositions:
         cursor = self._cursors[ref]
         last = max(cursor.check_through, cursor.read_past, -1 if end is None else end - 1)
         cursor.check_through, cursor.checking = last, True
-
-    def at_quiet_end(self, ref: str, end: int) -> None:
-        """Nothing the broker holds from the position on can be delivered (up to `end`)."""
-        self._cursors[ref].quiet_end = end
-
-    def stalled(self, end: Callable[[str], int | None]) -> dict[str, int]:
-        """Partitions, with the broker's end of each, from which nothing was read while the
-        agents waited `STALL_S` for messages, and whose end is past their position: nothing in
-        the consumer is on its way to them (their clocks restart now). Not those whose seek
-        back is under way: `overdue` retries those."""
-        idle = self.idle_clock()
-        due = {}
-        for ref, cursor in self._cursors.items():
-            if cursor.rewound_at is not None or idle - cursor.read_at < STALL_S:
-                continue
-            last = end(ref)
-            if last is not None and last > cursor.expected and last != cursor.quiet_end:
-                cursor.read_at = idle
-                due[ref] = last
-        return due
 
     def overdue(self, now: float) -> dict[str, int]:
         """Partitions whose seek back has not reached the position within `REWIND_RETRY_S`,
@@ -248,30 +211,34 @@ class PositionGuard:
             self.positions.sought(ref, self.end(ref))
             await self.seek(tp, position)
 
-    async def unstick(self, stalled: dict[str, int], now: float) -> None:
-        """Seek each stalled partition (`InputPositions.stalled`, with the broker's end) back
-        to its position, unless the broker holds nothing there it can deliver."""
-        for ref, end in stalled.items():
-            position = self.positions.expected(ref)
-            if position is None:  # revoked meanwhile
-                continue
+    async def seek_unread_behind(self, position: Position, now: float) -> None:
+        """Seek back each recovered partition not read yet (`InputPositions.unread`) whose
+        consumer position is past its stored one: the gap its first message would show, had
+        it one to read."""
+        for ref, expected in self.positions.unread().items():
             tp = TP(*topic_partition(ref))
-            first = await self.probe(tp, position)
-            if first is None:
-                log.debug("%s: nothing to deliver from %d to the end at %d", ref, position, end)
-                self.positions.at_quiet_end(ref, end)
+            at = await position(tp)
+            if at is None or not self.positions.is_unread(ref, expected):
+                continue  # not known yet, or a message came meanwhile
+            if at <= expected:
+                self.positions.leave_unread(ref)  # the consumer fetches from there
                 continue
-            if first > position:
-                position = self._step_over(ref, position, first)
+            first = await self.probe(tp, expected)
+            if not self.positions.is_unread(ref, expected):
+                continue
+            if first is None:
+                self.positions.leave_unread(ref)  # the broker holds nothing from there
+                continue
+            if first > expected:
+                expected = self._step_over(ref, expected, first)
             else:
                 log.warning(
-                    "%s: nothing read from offset %d for %.0f s while the broker holds it (up "
-                    "to %d): seeking back there",
-                    ref, position, STALL_S, end - 1,
+                    "%s: recovered at offset %d but the consumer is at %d: seeking back",
+                    ref, expected, at,
                 )  # fmt: skip
             self.positions.rewind(ref, now)
             self.positions.sought(ref, self.end(ref))
-            await self.seek(tp, position)
+            await self.seek(tp, expected)
 
     def _step_over(self, ref: str, position: int, first: int) -> int:
         log.warning(

@@ -15,7 +15,14 @@ from typing import Any, Protocol
 from agents.config import KpiConfig
 from agents.ingest_logic import SourcePartitionState
 from agents.pipeline_core import Families
-from agents.positions import InputPositions, PositionGuard, Probe, Seek, topic_partition
+from agents.positions import (
+    InputPositions,
+    Position,
+    PositionGuard,
+    Probe,
+    Seek,
+    topic_partition,
+)
 from agents.watermark import Watermark
 from schemas.validate import EventValidator
 
@@ -25,6 +32,10 @@ async def _unknown_position(partition: int) -> int | None:
 
 
 async def _no_probe(tp: Any, offset: int) -> int | None:
+    return None
+
+
+async def _unknown_input_position(tp: Any) -> int | None:
     return None
 
 
@@ -74,6 +85,8 @@ class Runtime:
     events_topic: str = ""
     #: "topic:partition" of an input partition -> its high-water mark, if known
     input_end: Callable[[str], int | None] = lambda ref: None
+    #: an input partition's consumer position (None: unknown)
+    input_position: Position = field(default=_unknown_input_position)
     #: cx.events partition -> its high-water mark (next offset to be written), if known
     events_highwater: Callable[[int], int | None] = lambda partition: None
     #: cx.events partition -> the consumer's fetch position there, refreshed by the timers
@@ -108,12 +121,12 @@ class Runtime:
 
     async def retry_rewinds(self, rebalancing: bool = False) -> None:
         """From a timer, as the message that would notice may never come: seek again the
-        partitions whose seek back has not arrived (`InputPositions.overdue`), and, unless a
-        rebalance holds the agents, seek back those that stalled (`InputPositions.stalled`)."""
+        partitions whose seek back has not arrived (`InputPositions.overdue`), and seek back
+        recovered partitions the consumer is already past (`InputPositions.unread`)."""
         guard = self._guard()
         await guard.retry_overdue(time.monotonic())
-        if not rebalancing:
-            await guard.unstick(self.positions.stalled(self.input_end), time.monotonic())
+        if not rebalancing:  # after a rebalance, once the consumer is at the committed offsets
+            await guard.seek_unread_behind(self.input_position, time.monotonic())
 
     def forget_partitions(
         self, events_partitions: set[int], source_refs: set[str], input_refs: set[str]

@@ -172,6 +172,15 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     runtime.input_end = lambda ref: _highwater(app, *topic_partition(ref))
 
+    async def input_position(tp: TP) -> int | None:
+        try:
+            position: int | None = await app.consumer.position(tp)
+        except IllegalStateError:  # revoked meanwhile
+            return None
+        return position
+
+    runtime.input_position = input_position
+
     async def retry_rewinds() -> None:
         await runtime.retry_rewinds(rebalancing=app.rebalancing)
 

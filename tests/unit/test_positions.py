@@ -4,10 +4,11 @@ close a gap by seeking back, or past offsets the broker does not hold."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from faust.types import TP
 
-from agents.positions import REWIND_RETRY_S, STALL_S, InputPositions, PositionGuard
+from agents.positions import REWIND_RETRY_S, InputPositions, PositionGuard
 
 
 def test_a_partition_with_nothing_stored_starts_where_it_is_read() -> None:
@@ -120,69 +121,54 @@ def test_the_guard_seeks_again_when_nothing_arrived_without_waiting_for_a_messag
     assert broker.seeks == [(TP("cx.events", 3), 100)] * 2
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
+def _consumer_at(offset: int | None, **by_partition: int) -> Any:
+    """The consumer's position: `offset`, or `p<partition>=...` for some partitions."""
 
-    def __call__(self) -> float:
-        return self.now
+    async def position(tp: TP) -> int | None:
+        return by_partition.get(f"p{tp.partition}", offset)
+
+    return position
 
 
-def _read_to(clock: _Clock, end: int) -> tuple[InputPositions, PositionGuard, _Broker]:
-    """A partition recovered at 100 and read up to 109 (the position is 110); the broker holds
-    offsets up to `end` - 1."""
-    positions = InputPositions(clock)
-    positions.restore("cx.events:0", 100)
-    with positions.batch():
-        for offset in range(100, 110):
-            assert positions.verdict("cx.events:0", offset, clock.now) == "apply"
+def test_a_recovered_partition_the_consumer_is_past_is_sought_back_without_a_message() -> None:
+    """Faust committed the whole log before a crash: the restarted consumer fetches nothing
+    there, so no message shows the gap."""
+    positions = InputPositions()
+    positions.restore("cx.events:2", 6614)
     broker = _Broker(first_held=0)
-    return positions, PositionGuard(positions, broker.probe, broker.seek), broker
+    guard = PositionGuard(positions, broker.probe, broker.seek, end=lambda ref: 10359)
+    asyncio.run(guard.seek_unread_behind(_consumer_at(10359), now=0.0))
+    assert broker.seeks == [(TP("cx.events", 2), 6614)]
+    assert positions.unread() == {}  # sought: `overdue` retries from here
+    assert positions.verdict("cx.events:2", 9000, 0.1) == "hold"
+    assert positions.overdue(REWIND_RETRY_S) == {"cx.events:2": -1}
+    assert positions.verdict("cx.events:2", 6614, 0.2) == "apply"
+    assert positions.verdict("cx.events:2", 9000, 0.3) == "gap"  # still checked to 10358
 
 
-def test_a_partition_nothing_comes_from_while_the_agents_wait_is_sought_back_and_checked() -> None:
-    clock = _Clock()
-    positions, guard, broker = _read_to(clock, 500)
-    with positions.batch():
-        clock.now += 60  # time on batches (a slow flush) is not waiting
-    assert positions.stalled(lambda ref: 500) == {}
-    clock.now += STALL_S - 0.1
-    assert positions.stalled(lambda ref: 500) == {}
-    clock.now += 0.1
-    assert positions.stalled(lambda ref: 500) == {"cx.events:0": 500}
-    assert positions.stalled(lambda ref: 500) == {}  # its clock restarted
-    asyncio.run(guard.unstick({"cx.events:0": 500}, clock.now))
-    assert broker.seeks == [(TP("cx.events", 0), 110)]
-    # checked as after a recovery: what comes past the position is held, the seek retried
-    assert positions.verdict("cx.events:0", 300, clock.now) == "hold"
-    assert positions.overdue(clock.now + REWIND_RETRY_S) == {"cx.events:0": -1}
-    assert positions.verdict("cx.events:0", 110, clock.now) == "apply"
-    assert positions.verdict("cx.events:0", 111, clock.now) == "apply"
-
-
-def test_a_partition_read_to_its_end_or_being_rewound_is_not_stalled() -> None:
-    clock = _Clock()
-    positions, _, _ = _read_to(clock, 110)
-    clock.now += 10 * STALL_S
-    assert positions.stalled(lambda ref: 110) == {}
-    assert positions.stalled(lambda ref: None) == {}  # end unknown
-    positions.restore("cx.events:1", 50)
-    assert positions.verdict("cx.events:1", 900, clock.now) == "gap"
-    clock.now += 10 * STALL_S
-    assert positions.stalled(lambda ref: 1000) == {"cx.events:0": 1000}  # not :1: overdue's
-
-
-def test_a_transaction_marker_at_the_end_is_probed_once_until_the_end_moves() -> None:
-    clock = _Clock()
-    positions, _, _ = _read_to(clock, 111)
-    broker = _Broker(first_held=0, deliverable_end=110)  # 110 is the marker
+def test_a_recovered_partition_the_consumer_fetches_from_its_position_is_left_alone() -> None:
+    positions = InputPositions()
+    positions.restore("t:0", 100)
+    positions.restore("t:1", 50)
+    positions.restore("t:2", 70)
+    broker = _Broker(first_held=0)
     guard = PositionGuard(positions, broker.probe, broker.seek)
-    clock.now += STALL_S
-    asyncio.run(guard.unstick(positions.stalled(lambda ref: 111), clock.now))
+    asyncio.run(guard.seek_unread_behind(_consumer_at(None), now=0.0))  # not known yet
+    assert positions.unread() == {"t:0": 100, "t:1": 50, "t:2": 70}
+    assert positions.verdict("t:1", 50, 0.0) == "apply"  # read: its messages show any gap
+    asyncio.run(guard.seek_unread_behind(_consumer_at(None, p0=120, p2=70), now=0.0))
+    assert broker.seeks == [(TP("t", 0), 100)]  # t:2 is at its position: left alone
+    assert positions.unread() == {}
+
+
+def test_nothing_to_read_past_a_recovered_position_is_nothing_skipped() -> None:
+    positions = InputPositions()
+    positions.restore("t:0", 110)
+    broker = _Broker(first_held=0, deliverable_end=110)  # 110 is a transaction marker
+    guard = PositionGuard(positions, broker.probe, broker.seek)
+    asyncio.run(guard.seek_unread_behind(_consumer_at(111), now=0.0))
     assert broker.seeks == []
-    clock.now += STALL_S
-    assert positions.stalled(lambda ref: 111) == {}
-    assert positions.stalled(lambda ref: 150) == {"cx.events:0": 150}
+    assert positions.unread() == {}
 
 
 def test_after_a_seek_back_what_was_fetched_before_it_is_never_applied_out_of_order() -> None:
