@@ -87,8 +87,6 @@ class Runtime:
     input_end: Callable[[str], int | None] = lambda ref: None
     #: an input partition's consumer position (None: unknown)
     input_position: Position = field(default=_unknown_input_position)
-    #: cx.events partition -> its high-water mark (next offset to be written), if known
-    events_highwater: Callable[[int], int | None] = lambda partition: None
     #: cx.events partition -> the consumer's fetch position there, refreshed by the timers
     events_positions: dict[int, int] = field(default_factory=dict)
     #: reads the consumer's fetch position of a cx.events partition (None: unknown)
@@ -189,7 +187,8 @@ class Runtime:
         return min([watermark, *(f for f in fired if f is not None)])
 
     def _caught_up(self, agent: str, partition: int) -> bool:
-        highwater = self.events_highwater(partition)
+        ref = f"{self.events_topic}:{partition}"
+        highwater = self.input_end(ref)
         if highwater is None:
             return False
         processed = self.processed_offsets.get((agent, partition))
@@ -201,7 +200,7 @@ class Runtime:
         # and so fetched, past offsets never applied, and the agent holds the partition until
         # they come back (`agents.positions`); ingest's watermark must not overtake them
         position = self.events_positions.get(partition)
-        own = self.positions.expected(f"{self.events_topic}:{partition}")
+        own = self.positions.expected(ref)
         return highwater == 0 or (
             position is not None and position >= highwater and (own is None or own >= highwater)
         )

@@ -137,7 +137,6 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     )
     source_ends: dict[str, int] = {}
     share_watermark(app, runtime.watermark, settings, source_ends)
-    runtime.events_highwater = lambda partition: _highwater(app, settings.events_topic, partition)
 
     def source_behind(ref: str) -> bool:
         """A source partition with messages past what ingest has read is not idle, however

@@ -38,7 +38,7 @@ def idle_runtime(consumer_position: int) -> Runtime:
         events_topic=EVENTS,
     )
     runtime.event_agents.add(AGENT)
-    runtime.events_highwater = lambda partition: HIGHWATER
+    runtime.input_end = lambda ref: HIGHWATER if ref == f"{EVENTS}:0" else None
     runtime.events_positions[0] = consumer_position
     runtime.watermark.observe("cx.raw.chat:0", T, wall_s=0.0)
     return runtime
