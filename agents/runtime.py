@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from faust.types import TP
 
 from agents.config import KpiConfig
 from agents.ingest_logic import SourcePartitionState
@@ -25,10 +27,6 @@ from agents.positions import (
 )
 from agents.watermark import Watermark
 from schemas.validate import EventValidator
-
-
-async def _unknown_position(partition: int) -> int | None:
-    return None
 
 
 async def _no_probe(tp: Any, offset: int) -> int | None:
@@ -89,8 +87,6 @@ class Runtime:
     input_position: Position = field(default=_unknown_input_position)
     #: cx.events partition -> the consumer's fetch position there, refreshed by the timers
     events_positions: dict[int, int] = field(default_factory=dict)
-    #: reads the consumer's fetch position of a cx.events partition (None: unknown)
-    events_position: Callable[[int], Awaitable[int | None]] = field(default=_unknown_position)
     #: validates what ingest already validated: no size limit (normalising may add bytes),
     #: no clock (ingest's clock already judged it), nothing written back
     events_validator: EventValidator = field(init=False)
@@ -171,7 +167,7 @@ class Runtime:
 
     async def refresh_positions(self, partitions: Iterable[int]) -> None:
         for partition in partitions:
-            position = await self.events_position(partition)
+            position = await self.input_position(TP(self.events_topic, partition))
             if position is None:
                 self.events_positions.pop(partition, None)
             else:

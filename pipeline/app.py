@@ -150,15 +150,6 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     runtime.watermark.behind = source_behind
 
-    async def events_position(partition: int) -> int | None:
-        consumer = getattr(app, "_consumer", None)
-        if consumer is None:
-            return None
-        position: int | None = await consumer.position(TP(settings.events_topic, partition))
-        return position
-
-    runtime.events_position = events_position
-
     async def seek_input(tp: TP, offset: int) -> None:
         # in the consumer's thread, as Faust's recovery seeks: aiokafka's seek is not thread-safe
         try:
@@ -172,8 +163,11 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     runtime.input_end = lambda ref: _highwater(app, *topic_partition(ref))
 
     async def input_position(tp: TP) -> int | None:
+        consumer = getattr(app, "_consumer", None)
+        if consumer is None:
+            return None
         try:
-            position: int | None = await app.consumer.position(tp)
+            position: int | None = await consumer.position(tp)
         except IllegalStateError:  # revoked meanwhile
             return None
         return position
